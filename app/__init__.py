@@ -1,0 +1,84 @@
+"""Linli's Flask application factory."""
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from app.config import Settings
+from app.errors import register_errorhandlers
+from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.redis_client import init_redis
+from app.request_log import configure_logging, init_request_logging
+
+
+def create_app(config: Settings | dict | None = None) -> APIFlask:
+    """Build the app; `config` is Settings, a dict of overrides, or None to read the environment."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(**(config or {}))
+    configure_logging()
+
+    app = APIFlask(__name__, title="Linli API", version="1.0", spec_path="/openapi.json", docs_path="/docs")
+    app.config.update(settings.flask_config())
+    app.config.update(
+        VALIDATION_ERROR_STATUS_CODE=422,
+        SPEC_FORMAT="json",
+        INFO={"description": "Linli (邻里): community service backend of a street office."},
+    )
+    app.extensions["linli_settings"] = settings
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    init_request_logging(app)
+    return app
+
+
+def register_extensions(app: APIFlask) -> None:
+    from app import models  # noqa: F401  (the schema must be known before Migrate inspects it)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
+    init_redis(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: APIFlask) -> None:
+    from app.api.health import bp as health_bp
+    from app.api.internal import bp as internal_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(internal_bp)
+    # APIs authenticated by signatures or tokens, not by a browser session, carry no CSRF token.
+    csrf.exempt(internal_bp)
+    for blueprint in _optional_blueprints():
+        app.register_blueprint(blueprint)
+        if not getattr(blueprint, "uses_csrf", False):
+            csrf.exempt(blueprint)
+
+
+def _optional_blueprints():
+    """Blueprints of the domain modules; each module exposes `bp`."""
+    import importlib
+
+    for name in ("app.api.booking", "app.api.devices", "app.channels.wechat", "app.channels.sms",
+                 "app.channels.voice", "app.console"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        yield module.bp
+
+
+def register_commands(app: APIFlask) -> None:
+    from app.cli import register
+
+    register(app)
+
+
+def _migrations_dir() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")

@@ -1,0 +1,1 @@
+"""HTTP APIs: thin routes that validate input, call one service and serialise."""

@@ -1,0 +1,35 @@
+"""Flask CLI commands: the RQ worker, the ticker that enqueues sweeps, and the demo seed."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("worker")
+    @click.option("--queues", default="escalation,outbound,default", show_default=True)
+    @click.option("--burst", is_flag=True, help="Stop when the queues are empty (tests).")
+    def worker(queues: str, burst: bool):
+        """Run an RQ worker with its scheduler (for enqueue_at / enqueue_in jobs)."""
+        from app.jobs.periodic import load_task_modules
+        from app.jobs.worker import build_worker
+
+        load_task_modules()
+        build_worker(app, tuple(q.strip() for q in queues.split(",") if q.strip())).work(
+            with_scheduler=True, burst=burst
+        )
+
+    @app.cli.command("ticker")
+    @click.option("--interval", default=1.0, show_default=True)
+    def ticker(interval: float):
+        """Enqueue the periodic sweeps (outbox, help alerts, SLA, reminders) on time."""
+        from app.jobs.periodic import run_ticker
+
+        run_ticker(app, interval=interval)
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Seed the demo street, hospital, residents and staff (once)."""
+        from app.seed import seed_demo
+
+        click.echo("demo data seeded" if seed_demo() else "demo data already present")

@@ -1,0 +1,121 @@
+"""Configuration read from environment variables, with safe defaults for a laptop."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+# Secrets that a production deployment must set explicitly; a default would be a hole.
+PRODUCTION_SECRETS = ("SECRET_KEY", "BOT_SERVICE_TOKEN", "WECHAT_TOKEN", "TWILIO_AUTH_TOKEN")
+
+
+@dataclass
+class Settings:
+    """Every setting of the app; names match the environment variables (a deployment contract)."""
+
+    ENV: str = "development"
+    DATABASE_URL: str = "sqlite:///instance/linli.db"
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    RASA_URL: str = "http://127.0.0.1:5005"
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    SECRET_KEY: str = "dev-secret-change-me"
+    BOT_SERVICE_TOKEN: str = "dev-bot-token"
+    WECHAT_TOKEN: str = "linli-dev-token"
+    WECHAT_APP_ID: str = ""
+    WECHAT_SECRET: str = ""
+    WECHAT_AES_KEY: str = ""
+    WECHAT_API_BASE: str = "https://api.weixin.qq.com/cgi-bin/"
+    TWILIO_ACCOUNT_SID: str = ""
+    TWILIO_AUTH_TOKEN: str = ""
+    TWILIO_FROM: str = ""
+    TWILIO_API_BASE: str = "https://api.twilio.com"
+    # Seconds the WeChat webhook waits for the bot before answering "success" (WeChat gives up at 5).
+    WECHAT_REPLY_BUDGET: float = 4.0
+    BOT_TIMEOUT: float = 10.0
+    SIMULATOR_ENABLED: bool = False
+    TIMEZONE: str = "Asia/Shanghai"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = os.environ.get(f.name)
+            if raw is None:
+                continue
+            if f.type in ("float", float):
+                values[f.name] = _env_float(f.name, f.default)
+            elif f.type in ("bool", bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                values[f.name] = raw.strip()
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENV == "production"
+
+    def validate(self) -> None:
+        if self.is_production:
+            defaults = {f.name: f.default for f in fields(self) if f.name != "extra"}
+            missing = [
+                name for name in PRODUCTION_SECRETS
+                if not getattr(self, name) or getattr(self, name) == defaults[name]
+            ]
+            if missing:
+                raise ConfigError("production mode needs these secrets set: " + ", ".join(missing))
+        if self.WECHAT_AES_KEY and len(self.WECHAT_AES_KEY) != 43:
+            raise ConfigError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+
+    def flask_config(self) -> dict:
+        """The mapping handed to Flask's app.config."""
+        cfg = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        cfg.update(self.extra)
+        cfg.update(
+            SQLALCHEMY_DATABASE_URI=_normalise_db_url(self.DATABASE_URL),
+            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self.DATABASE_URL),
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=self.is_production,
+            REMEMBER_COOKIE_SECURE=self.is_production,
+            MAX_CONTENT_LENGTH=1024 * 1024,
+            RATELIMIT_STORAGE_URI=self.REDIS_URL,
+            RATELIMIT_HEADERS_ENABLED=True,
+        )
+        return cfg
+
+
+def _normalise_db_url(url: str) -> str:
+    # psycopg 3 is the installed driver; plain postgres URLs would ask SQLAlchemy for psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    # pre_ping turns a dropped PostgreSQL connection into a fresh one instead of a failed request.
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

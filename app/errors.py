@@ -1,0 +1,90 @@
+"""Domain exceptions raised by services, and the one handler that turns them into JSON errors."""
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the request; `code` is stable for clients."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
+                 details: dict | None = None):
+        super().__init__(message or self.code)
+        self.message = message or self.code.replace("_", " ")
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.details = details or {}
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_error"
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    body = {"error": {"code": code, "message": message}}
+    if details:
+        body["error"]["details"] = details
+    return body
+
+
+def register_errorhandlers(app: APIFlask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        return error_body(exc.code, exc.message, exc.details), exc.status
+
+    @app.error_processor
+    def _apiflask(exc: HTTPError):
+        # apiflask's validation errors (422) and abort() calls land here.
+        code = "validation_error" if exc.status_code == 422 else _slug(exc.message, exc.status_code)
+        return error_body(code, str(exc.message), exc.detail or None), exc.status_code, exc.headers
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return error_body(_slug(exc.name, exc.code), exc.description or exc.name), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_body("internal_error", "an unexpected error occurred"), 500
+
+
+def _slug(text: str | None, status: int | None) -> str:
+    if text:
+        return "_".join(str(text).lower().split())
+    return f"http_{status}"

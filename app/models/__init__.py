@@ -1,0 +1,14 @@
+"""All models, imported here so Alembic and the app see the whole schema."""
+from app.models.booking import Appointment, Department, Doctor, Hospital, Patient, Schedule, Slot
+from app.models.conversations import Conversation, Message, OutboundMessage
+from app.models.help import EscalationStep, HelpAlert, HelpContact, HelpDevice, HelpPress
+from app.models.knowledge import FaqArticle
+from app.models.residents import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
+from app.models.tickets import CannedReply, Staff, Ticket, TicketEvent
+
+__all__ = [
+    "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "Department", "Doctor",
+    "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDevice", "HelpPress", "Hospital",
+    "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "Resident", "Schedule", "Slot", "Staff",
+    "Street", "Ticket", "TicketEvent",
+]

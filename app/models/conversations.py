@@ -1,0 +1,93 @@
+"""Conversations on a channel, the messages in them, and the outbox every reply goes through."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import UTCDateTime, enum_check, utcnow
+from app.models.residents import CHANNELS
+
+MESSAGE_AUTHORS = ("resident", "bot", "staff", "system")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "undeliverable")
+
+
+class Conversation(db.Model):
+    """A resident's thread on one channel; `bot_sender` is the id the bot knows it by."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("resident_id", "channel"),
+        CheckConstraint(enum_check("channel", CHANNELS), name="channel"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str] = mapped_column(String(64))  # openid or E.164 the replies go to
+    bot_sender: Mapped[str] = mapped_column(String(40), unique=True)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fallback_streak: Mapped[int] = mapped_column(Integer, default=0)
+    needs_attention: Mapped[bool] = mapped_column(default=False)  # a delivery failed for good
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    resident = relationship("Resident")
+
+
+class Message(db.Model):
+    """Every message in or out; (channel, external_id) is the durable guard against retried webhooks."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        CheckConstraint(enum_check("author", MESSAGE_AUTHORS), name="author"),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(10))
+    direction: Mapped[str] = mapped_column(String(3))
+    author: Mapped[str] = mapped_column(String(10))
+    external_id: Mapped[str | None] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20), default="text")
+    text: Mapped[str] = mapped_column(Text, default="")
+    intent: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboundMessage(db.Model):
+    """A row first, then a job: a lost job or dead worker delays a message but never loses it."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint(enum_check("channel", CHANNELS), name="channel"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_outbound_status_next", "status", "next_attempt_at"),
+        UniqueConstraint("conversation_id", "dedup_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    to_address: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="reply")  # reply, staff_reply, reminder, notice ...
+    # Keeps a retried producer (same turn, same reminder) from queueing the same message twice.
+    dedup_key: Mapped[str | None] = mapped_column(String(80))
+    # Messages of one conversation go out in (sequence) order.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(14), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    external_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    conversation: Mapped[Conversation] = relationship()

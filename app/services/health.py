@@ -1,0 +1,41 @@
+"""Health of the parts Linli depends on: the database, Redis and the bot."""
+from __future__ import annotations
+
+import requests
+from sqlalchemy import text
+
+from app.extensions import db
+from app.redis_client import get_redis
+
+
+def check_database() -> None:
+    db.session.execute(text("SELECT 1"))
+    db.session.rollback()
+
+
+def check_redis() -> None:
+    get_redis().ping()
+
+
+def check_bot(*, rasa_url: str, timeout: float = 1.5) -> None:
+    response = requests.get(rasa_url.rstrip("/") + "/status", timeout=timeout)
+    response.raise_for_status()
+
+
+def report(*, rasa_url: str) -> dict[str, str]:
+    """Each dependency by name, "ok" or the error that made it fail."""
+    checks = {
+        "database": check_database,
+        "redis": check_redis,
+        "bot": lambda: check_bot(rasa_url=rasa_url),
+    }
+    results = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure is a finding to report, not to raise
+            if name == "database":
+                db.session.rollback()
+            results[name] = f"down: {type(exc).__name__}"
+    return results

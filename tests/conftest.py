@@ -1,0 +1,104 @@
+"""Shared fixtures: the app on a real PostgreSQL (or SQLite) and Redis, one transaction per test."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_SETTINGS = {
+    "ENV": "test",
+    "DATABASE_URL": TEST_DATABASE_URL,
+    "REDIS_URL": TEST_REDIS_URL,
+    "RASA_URL": "http://127.0.0.1:9",  # closed port: no bot unless a test starts one
+    "SECRET_KEY": "test-secret-key",
+    "BOT_SERVICE_TOKEN": "test-bot-token",
+    "WECHAT_TOKEN": "test-wechat-token",
+    "PUBLIC_BASE_URL": "http://linli.test",
+}
+
+
+def make_test_app(**overrides):
+    app = create_app({**TEST_SETTINGS, **overrides})
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=False)
+    return app
+
+
+def reset_schema(app) -> None:
+    """An empty database migrated to head: the tests run on the schema the migrations build."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        else:
+            db.drop_all()
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def app():
+    app = make_test_app()
+    reset_schema(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(request):
+    """Each test starts with an empty test Redis database (db 9, never the dev one)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    application.extensions["linli_redis"].redis.flushdb()
+    yield
+
+
+@pytest.fixture
+def session(app):
+    """A test inside one outer transaction rolled back at its end; services' commits become savepoints."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        scoped = db._make_scoped_session({"bind": connection, "join_transaction_mode": "create_savepoint"})
+        original, db.session = db.session, scoped
+        try:
+            yield scoped
+        finally:
+            scoped.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def committed(app):
+    """For tests with several threads or processes: real commits, every table emptied afterwards."""
+    with app.app_context():
+        yield db.session
+        db.session.remove()
+        truncate_all(app)
+
+
+def truncate_all(app) -> None:
+    with app.app_context():
+        tables = [t.name for t in db.metadata.sorted_tables]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in reversed(tables):
+                    conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def client(app, session):
+    return app.test_client()
