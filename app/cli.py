@@ -11,10 +11,8 @@ def register(app: Flask) -> None:
     @click.option("--burst", is_flag=True, help="Stop when the queues are empty (tests).")
     def worker(queues: str, burst: bool):
         """Run an RQ worker with its scheduler (for enqueue_at / enqueue_in jobs)."""
-        from app.jobs.periodic import load_task_modules
         from app.jobs.worker import build_worker
 
-        load_task_modules()
         build_worker(app, tuple(q.strip() for q in queues.split(",") if q.strip())).work(
             with_scheduler=True, burst=burst
         )
@@ -26,6 +24,15 @@ def register(app: Flask) -> None:
         from app.jobs.periodic import run_ticker
 
         run_ticker(app, interval=interval)
+
+    @app.cli.command("dev-redis")
+    def dev_redis():
+        """Make sure Redis answers at REDIS_URL, starting a local server if needed (make run)."""
+        import os
+
+        from app.devserver import ensure_local_redis
+
+        click.echo("redis: " + ensure_local_redis(app.config["REDIS_URL"], os.path.join(app.instance_path, "redis")))
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

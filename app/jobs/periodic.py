@@ -43,7 +43,7 @@ def _resolve(path: str):
 
 def load_task_modules() -> None:
     """Import the job modules whose functions carry @every."""
-    for name in ("app.jobs.outbox", "app.jobs.help", "app.jobs.tickets", "app.jobs.booking"):
+    for name in ("app.jobs.outbox", "app.jobs.help", "app.jobs.tickets", "app.jobs.booking", "app.jobs.schedules"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -21,4 +21,4 @@ def _require_service_token():
 
 
 # Route modules attach themselves to `bp`; imported last so they see it.
-from app.api.internal import faq  # noqa: E402,F401
+from app.api.internal import faq, handoff  # noqa: E402,F401

@@ -1,0 +1,78 @@
+# Linli: `make run` brings the whole stack up on a laptop; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BOT_VENV := bot/.venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+export RASA_TELEMETRY_ENABLED := false
+export FLASK_APP := wsgi
+
+# make run: SQLite under instance/ and a local Redis unless DATABASE_URL / REDIS_URL say otherwise.
+RUN_ENV := DATABASE_URL=$${DATABASE_URL:-sqlite:///linli.db} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
+	SIMULATOR_ENABLED=$${SIMULATOR_ENABLED:-true}
+# make test: the machine's PostgreSQL and Redis (CI sets the same).
+TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test} \
+	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
+
+.PHONY: run test test-app test-bot venv bot-venv bot-model browser migrate seed clean bench
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Rasa 3.6 declares Python < 3.11 but runs on 3.11 from its fully pinned lock, hence --no-deps.
+$(BOT_VENV)/.installed: bot/requirements.lock.txt bot/requirements-extra.txt
+	test -x $(BOT_VENV)/bin/python || $(PYTHON) -m venv $(BOT_VENV)
+	$(BOT_VENV)/bin/pip install -q --no-deps --ignore-requires-python -r bot/requirements.lock.txt
+	$(BOT_VENV)/bin/pip install -q --no-deps --ignore-requires-python -r bot/requirements-extra.txt
+	touch $@
+
+bot-venv: $(BOT_VENV)/.installed
+
+bot-model: bot-venv
+	bash bot/scripts/train_if_changed.sh
+
+# Debian's Chromium and CJK fonts for the browser tests (Playwright's own download does not work here).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	fi
+
+migrate: venv
+	$(RUN_ENV) $(FLASK) db upgrade
+
+seed: migrate
+	$(RUN_ENV) $(FLASK) seed-demo
+
+run: venv bot-model
+	@mkdir -p instance
+	$(RUN_ENV) $(FLASK) dev-redis
+	$(RUN_ENV) $(FLASK) db upgrade
+	$(RUN_ENV) $(FLASK) seed-demo
+	@echo ""
+	@echo "  Resident simulator:  http://127.0.0.1:5000/console/simulator"
+	@echo "  Staff console:       http://127.0.0.1:5000/console   (staff / linli-staff, admin / linli-admin)"
+	@echo "  API docs:            http://127.0.0.1:5000/docs     (OpenAPI: /openapi.json, health: /healthz)"
+	@echo ""
+	$(RUN_ENV) $(VENV)/bin/honcho start -f Procfile
+
+test: venv bot-venv browser
+	$(MAKE) test-app
+	$(MAKE) test-bot
+
+test-app: venv
+	$(TEST_ENV) $(VENV)/bin/pytest -q --ignore=tests/bot
+
+test-bot: venv bot-model
+	bash bot/scripts/test_bot.sh
+	$(TEST_ENV) $(VENV)/bin/pytest -q tests/bot
+
+bench: venv
+	@for script in bench/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(BOT_VENV) instance bot/models

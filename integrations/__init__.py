@@ -1,0 +1,1 @@
+"""Outside systems (WeChat, Twilio, Rasa) behind small interfaces; this package never imports `app`."""
