@@ -124,6 +124,8 @@ class Patient(db.Model):
     id_number_last4: Mapped[str] = mapped_column(String(4))
     phone: Mapped[str | None] = mapped_column(String(20))
     suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Removing a family member keeps the row: past appointments and no-shows still refer to it.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resident = relationship("Resident")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-24 13:56:49.314069
+Create Date: 2026-11-24 14:03:34.807112
 
 """
 from alembic import op
@@ -204,6 +204,7 @@ def upgrade():
     sa.Column('id_number_last4', sa.String(length=4), nullable=False),
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('suspended_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("relation IN ('self', 'parent', 'child', 'spouse', 'other')", name=op.f('ck_patients_relation')),
     sa.ForeignKeyConstraint(['resident_id'], ['residents.id'], name=op.f('fk_patients_resident_id_residents'), ondelete='CASCADE'),

@@ -22,3 +22,5 @@ def _require_service_token():
 
 # Route modules attach themselves to `bp`; imported last so they see it.
 from app.api.internal import faq, handoff  # noqa: E402,F401
+from app.api.internal import booking  # noqa: E402,F401
+from app.api.internal import help  # noqa

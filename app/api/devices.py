@@ -1,0 +1,136 @@
+"""Help buttons: signed presses from devices, and management of devices and contact chains (service token)."""
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import current_app, request
+
+from app.errors import Unauthorized
+from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
+from app.services import help_devices
+
+bp = APIBlueprint("devices", __name__, url_prefix="/api", tag="Help devices")
+
+# A press is three short fields; anything bigger is not a device talking to us.
+MAX_PRESS_BODY = 1024
+SIGNATURE_HEADER = "X-Linli-Signature"
+
+
+class PressIn(Schema):
+    press_id = String(required=True, validate=Length(1, 64))
+    timestamp = Integer(required=True, validate=Range(min=0))
+
+
+class AlertRef(Schema):
+    id = Integer()
+    status = String()
+
+
+class PressOut(Schema):
+    alert = Nested(AlertRef)
+
+
+@bp.before_request
+def _bound_press_body():
+    if request.endpoint == "devices.press":
+        request.max_content_length = MAX_PRESS_BODY  # 413 before the body is read
+
+
+@bp.post("/devices/<string:device_uid>/alerts")
+@bp.input(PressIn, arg_name="body")
+@bp.output(PressOut, status_code=201)
+@bp.doc(summary="A help button was pressed (HMAC-SHA256 signed)",
+        description=f"`{SIGNATURE_HEADER}`: hex HMAC-SHA256 with the device secret over "
+                    "`device_uid + '\\n' + press_id + '\\n' + timestamp`; timestamp in Unix seconds, "
+                    "within 5 minutes of now. The same press_id again returns the same alert.",
+        responses=[401, 403, 413, 422])
+def press(device_uid: str, body):
+    alert = help_devices.press_button(device_uid=device_uid[:64], press_id=body["press_id"],
+                                      timestamp=body["timestamp"],
+                                      signature=request.headers.get(SIGNATURE_HEADER, ""))
+    return {"alert": alert}
+
+
+def service_token_required(view):
+    """Staff tools and the back office manage chains with the service token for now (no per-user auth yet)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        expected = current_app.config["BOT_SERVICE_TOKEN"]
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("a valid service token is required", code="invalid_service_token")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+class DeviceIn(Schema):
+    device_uid = String(required=True, validate=Length(1, 64))
+    resident_id = Integer(required=True)
+
+
+class DeviceOut(Schema):
+    device_uid = String()
+    resident_id = Integer()
+    secret = String(metadata={"description": "shown once; write it into the device"})
+
+
+@bp.post("/devices")
+@service_token_required
+@bp.input(DeviceIn, arg_name="body")
+@bp.output(DeviceOut, status_code=201)
+@bp.doc(summary="Register a help button for a resident", responses=[401, 404, 409])
+def register(body):
+    device, secret = help_devices.register_device(**body)
+    return {"device_uid": device.device_uid, "resident_id": device.resident_id, "secret": secret}
+
+
+class ContactSchema(Schema):
+    id = Integer(load_default=None)
+    name = String(required=True, validate=Length(1, 50))
+    phone = String(load_default=None, validate=Length(max=20))
+    wechat_openid = String(load_default=None, validate=Length(max=64))
+    relation = String(required=True, validate=OneOf(list(CONTACT_RELATIONS)))
+    channels = List(String(validate=OneOf(list(ATTEMPT_CHANNELS))), load_default=["voice", "sms"])
+    ring_seconds = Integer(load_default=30)
+    wait_seconds = Integer(load_default=60)
+    position = Integer(dump_only=True)
+
+
+class ChainIn(Schema):
+    contacts = List(Nested(ContactSchema), required=True)
+
+
+class ChainOut(Schema):
+    resident_id = Integer()
+    contacts = List(Nested(ContactSchema))
+    complete = Boolean(metadata={"description": "the chain ends with the on-duty staff group"})
+
+
+def _chain(resident_id: int, contacts) -> dict:
+    out = [{**{k: getattr(c, k) for k in ("id", "name", "phone", "wechat_openid", "relation", "ring_seconds",
+                                         "wait_seconds", "position")},
+            "channels": [x for x in c.channels.split(",") if x]} for c in contacts]
+    return {"resident_id": resident_id, "contacts": out, "complete": bool(out) and out[-1]["relation"] == "staff"}
+
+
+@bp.get("/residents/<int:resident_id>/help-contacts")
+@service_token_required
+@bp.output(ChainOut)
+@bp.doc(summary="A resident's help chain in order", responses=[401, 404])
+def get_chain(resident_id: int):
+    return _chain(resident_id, help_devices.contacts_of(resident_id=resident_id))
+
+
+@bp.put("/residents/<int:resident_id>/help-contacts")
+@service_token_required
+@bp.input(ChainIn, arg_name="body")
+@bp.output(ChainOut)
+@bp.doc(summary="Replace a resident's help chain (order = call order)", responses=[401, 404, 422])
+def put_chain(resident_id: int, body):
+    return _chain(resident_id, help_devices.replace_chain(resident_id=resident_id, contacts=body["contacts"]))

@@ -1,0 +1,85 @@
+"""Twilio voice webhooks of help calls: the TwiML a contact hears, their key press, and how the call ended.
+
+Every request must carry a valid X-Twilio-Signature over PUBLIC_BASE_URL + path (we sit behind a
+proxy, so the URL Twilio signed is the public one, not the one Flask sees).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from app.errors import Forbidden
+from app.services import help as help_service
+from app.services import help_texts as texts
+from integrations.twilio import validate_twilio_request
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+ZH = {"language": "zh-CN"}
+GATHER_SECONDS = 8
+
+
+@bp.before_request
+def _require_twilio_signature():
+    public = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path
+    if request.query_string:
+        public += "?" + request.query_string.decode()
+    if not validate_twilio_request(current_app.config["TWILIO_AUTH_TOKEN"], public, request.form,
+                                   request.headers.get("X-Twilio-Signature")):
+        raise Forbidden("invalid Twilio signature", code="invalid_twilio_signature")
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="application/xml")
+
+
+def _ask(response: VoiceResponse, alert_id: int, attempt_id: int, intro: str) -> None:
+    response.say(intro, **ZH)
+    gather = response.gather(num_digits=1, timeout=GATHER_SECONDS, method="POST",
+                             action=f"{_base()}/alerts/{alert_id}/steps/{attempt_id}/gather")
+    gather.say(texts.call_prompt(), **ZH)
+    gather.say(intro + texts.call_prompt(), **ZH)
+    # Reached only when no key was pressed: a person who heard nothing useful, or a voicemail.
+    response.say(texts.call_no_key(), **ZH)
+    response.hangup()
+
+
+def _base() -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + bp.url_prefix
+
+
+@bp.post("/alerts/<int:alert_id>/steps/<int:attempt_id>/twiml")
+def step_twiml(alert_id: int, attempt_id: int):
+    script = help_service.call_script(alert_id=alert_id, attempt_id=attempt_id)
+    response = VoiceResponse()
+    if script.state == "ask":
+        _ask(response, alert_id, attempt_id, script.intro)
+    else:
+        response.say(texts.call_taken(), **ZH)
+        response.hangup()
+    return _twiml(response)
+
+
+@bp.post("/alerts/<int:alert_id>/steps/<int:attempt_id>/gather")
+def step_gather(alert_id: int, attempt_id: int):
+    outcome = help_service.answer_call_key(alert_id=alert_id, attempt_id=attempt_id,
+                                           digits=request.form.get("Digits", "")[:1])
+    response = VoiceResponse()
+    if outcome == "again":
+        script = help_service.call_script(alert_id=alert_id, attempt_id=attempt_id)
+        if script.state == "ask":
+            _ask(response, alert_id, attempt_id, script.intro)
+            return _twiml(response)
+        outcome = "taken"
+    spoken = {"accepted": lambda: help_service.accepted_script(alert_id=alert_id),
+              "taken": texts.call_taken, "passed": texts.call_passed}[outcome]()
+    response.say(spoken, **ZH)
+    response.hangup()
+    return _twiml(response)
+
+
+@bp.post("/alerts/<int:alert_id>/steps/<int:attempt_id>/status")
+def step_status(alert_id: int, attempt_id: int):
+    help_service.record_call_status(alert_id=alert_id, attempt_id=attempt_id,
+                                    call_status=request.form.get("CallStatus", "")[:20],
+                                    call_sid=request.form.get("CallSid"))
+    return Response(status=204)

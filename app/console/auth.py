@@ -1,0 +1,48 @@
+"""Signing in and out, and the on-duty switch in the top bar."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app.console import bp
+from app.console.access import as_bool, safe_next
+from app.errors import DomainError
+from app.extensions import limiter
+from app.services import staff_auth
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def login():
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for("console.queue_page"))
+        return render_template("console/login.html", next=request.args.get("next", ""))
+    username = request.form.get("username", "")
+    try:
+        staff = staff_auth.authenticate(username=username, password=request.form.get("password", ""))
+    except DomainError as exc:
+        return render_template("console/login.html", error=exc.message, username=username,
+                               next=request.form.get("next", "")), exc.status
+    session.clear()  # a fresh session at sign-in: nothing planted before login survives it
+    login_user(staff)
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("console.queue_page"))
+
+
+@bp.post("/duty")
+def toggle_duty():
+    staff = staff_auth.set_on_duty(actor=current_user, staff_id=current_user.id, on_duty=as_bool(request.form.get("on_duty")))
+    flash("已开始值班，将轮流分派工单给您" if staff.on_duty else "已下班，不再分派新工单", "info")
+    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("console.queue_page"))

@@ -1,0 +1,340 @@
+"""A resident's message in, the answer out, for every channel.
+
+receive() stores the message once however often the channel retries it, then decides who answers, in
+this order: a help contact accepting an alert by SMS, staff when the conversation is in human mode, the
+rating question of a resolved ticket, and otherwise the bot. The answer goes back in the webhook's own
+HTTP response when it is ready within the caller's budget (WeChat's passive reply), else via the outbox.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from flask import current_app
+from limits import parse as parse_rate
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import DomainError
+from app.extensions import db, limiter
+from app.models import Conversation, Message, Resident
+from app.models.base import utcnow
+from app.redis_client import get_redis
+from app.services import delivery, identities, outbox, sms_text, tickets, transports
+
+log = logging.getLogger(__name__)
+
+DEDUP_TTL = 600  # seconds; WeChat retries within 15 s, Twilio within minutes
+DUPLICATE_WAIT = 3.0  # how long a retried webhook waits for the first delivery's passive reply
+PASSIVE_MAX_BYTES = 2000  # WeChat cuts a passive text reply at about 2048 bytes
+
+APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
+HANDED_OVER = "您的消息已转给人工客服，工作人员会尽快回复您。"
+SLOW_DOWN = "您发送得太快了，请稍等片刻再发。您的消息我们都已收到。"
+LINK_CODE_SENT = "验证码已发送到 {masked}，请在5分钟内直接回复6位验证码完成绑定。"
+LINKED = "绑定成功！今后您在微信和短信中的预约、工单和紧急联系人都是同一份。"
+LINK_SMS_FAILED = "验证码短信发送失败，请稍后再试。"
+
+_LINK_REQUEST = re.compile(r"^\s*绑定手机号?\s*[:：]?\s*(\+?[\d\s\-]{8,20})\s*$")
+_LINK_CODE = re.compile(r"^\s*(\d{6})\s*$")
+
+
+@dataclass
+class Outcome:
+    """What the webhook answers: `passive_text` in its HTTP response, or nothing (replies go via the outbox)."""
+
+    passive_text: str | None = None
+    duplicate: bool = False
+    deferred: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    channel: str
+    resident_id: int
+    conversation_id: int
+    message_id: int
+    bot_sender: str
+    address: str
+    text: str
+    kind: str
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def receive(*, channel: str, external_id: str, address: str, text: str = "", kind: str = "text",
+            budget: float | None = None) -> Outcome:
+    """Take one inbound message; exactly one turn per (channel, external_id).
+
+    `budget`: seconds the caller can wait for a passive reply (WeChat); None: replies go via the outbox
+    and the bot is awaited up to its own timeout (SMS, whose webhook waits 15 s).
+    """
+    deadline = None if budget is None else time.monotonic() + budget
+    guard = _Guard(channel, external_id)
+    if not guard.claim():
+        return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
+    try:
+        turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+    except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
+        guard.finish("done")
+        return Outcome(duplicate=True)
+    except BaseException:
+        guard.release()  # nothing stored: the channel's retry may try again
+        raise
+    try:
+        replies = _answer_without_bot(turn)
+        if replies is not None:
+            return _deliver(turn, replies, author="system", passive=deadline is not None, guard=guard)
+        return _bot_turn(turn, deadline=deadline, guard=guard)
+    except BaseException:
+        guard.finish("done")  # the message is stored; a retry must not start a second turn
+        raise
+
+
+def _store(*, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
+    resident = identities.resident_for(channel=channel, address=address)
+    conversation = outbox.conversation_for(resident_id=resident.id, channel=channel)
+    message = Message(conversation_id=conversation.id, channel=channel, direction="in", author="resident",
+                      external_id=external_id, kind=kind[:20], text=text)
+    db.session.add(message)
+    conversation.last_inbound_at = utcnow()
+    if channel == "sms" and resident.sms_opted_out:
+        resident.sms_opted_out = False  # writing in again is the resident's START
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise _Duplicate from None
+    return Turn(channel=channel, resident_id=resident.id, conversation_id=conversation.id, message_id=message.id,
+                bot_sender=conversation.bot_sender, address=address, text=text, kind=kind)
+
+
+def _answer_without_bot(turn: Turn) -> list[str] | None:
+    """Replies decided without the bot, or None when the bot should answer."""
+    from app.services import wechat_inbound
+
+    if turn.kind == "event":
+        event, _, key = turn.text.partition(":")
+        resident = db.session.get(Resident, turn.resident_id)
+        conversation = db.session.get(Conversation, turn.conversation_id)
+        return wechat_inbound.answer_event(resident=resident, conversation=conversation, event=event, key=key)
+    if _over_rate(turn):
+        return [SLOW_DOWN] if _first_time(f"linli:slowdown:{turn.channel}:{turn.address}", 60) else []
+    if turn.kind not in ("text", "voice"):
+        return [wechat_inbound.CAPABILITIES]
+    if not turn.text:
+        return [wechat_inbound.ASK_TO_TYPE] if turn.kind == "voice" else []
+    if turn.channel == "wechat":
+        linked = _phone_link_reply(turn)
+        if linked is not None:
+            return linked
+    if turn.channel == "sms":
+        accept_by_sms = _optional("app.services.help", "accept_by_sms")
+        if accept_by_sms and accept_by_sms(from_phone=turn.address, text=turn.text):
+            return []  # a contact took a help alert; the help service confirms it to them
+    ticket = tickets.route_resident_message(conversation_id=turn.conversation_id, message_id=turn.message_id)
+    if ticket is not None:
+        # Staff answer from now on; the resident hears once that a person has the conversation.
+        return [HANDED_OVER] if _first_time(f"linli:handover-notice:{ticket.id}", 30 * 86400) else []
+    thanks = tickets.capture_csat(conversation_id=turn.conversation_id, text=turn.text)
+    if thanks:
+        return [thanks]
+    return None
+
+
+def _bot_turn(turn: Turn, *, deadline: float | None, guard: "_Guard") -> Outcome:
+    future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
+                                float(current_app.config.get("BOT_TIMEOUT", 10.0)))
+    if deadline is None:
+        return _deliver(turn, _bot_replies(turn, future), author="bot", passive=False, guard=guard)
+    try:
+        future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        # Too late for a passive reply: answer "success" now, send through the 客服 API when the bot is done.
+        guard.finish("outbox")
+        app = current_app._get_current_object()
+        future.add_done_callback(lambda done: _finish_late(app, turn, done))
+        return Outcome(deferred=True)
+    except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
+        pass
+    return _deliver(turn, _bot_replies(turn, future), author="bot", passive=True, guard=guard)
+
+
+def _finish_late(app, turn: Turn, future: Future) -> None:
+    with app.app_context():
+        try:
+            _deliver(turn, _bot_replies(turn, future), author="bot", passive=False, guard=None)
+        except Exception:
+            log.exception("late bot reply for message %s could not be queued", turn.message_id)
+
+
+def _bot_replies(turn: Turn, future: Future) -> list[str]:
+    try:
+        messages = future.result()
+    except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
+        log.warning("bot failed for message %s: %s", turn.message_id, exc)
+        _hand_to_staff(turn, reason=str(exc))
+        return [APOLOGY]
+    return [text for text in (_render(m) for m in messages) if text]
+
+
+def _render(message: dict) -> str:
+    text = str(message.get("text") or "").strip()
+    buttons = message.get("buttons") or []
+    # Neither SMS nor a passive WeChat text has buttons: they become numbered lines to reply with.
+    options = [f"{n}. {b.get('title', '')}" for n, b in enumerate(buttons, 1) if isinstance(b, dict)]
+    return "\n".join(filter(None, [text, *options]))
+
+
+def _hand_to_staff(turn: Turn, *, reason: str) -> None:
+    resident = db.session.get(Resident, turn.resident_id)
+    street_id = identities.street_of(resident)
+    if street_id is None:
+        log.error("no street configured; message %s waits without a ticket", turn.message_id)
+        return
+    ticket = tickets.open_ticket(street_id=street_id, source="bot", subject=(turn.text or "居民留言")[:60],
+                                 category="fallback", conversation_id=turn.conversation_id,
+                                 resident_id=turn.resident_id, body=turn.text)
+    tickets.add_event(ticket_id=ticket.id, kind="message_in", body=turn.text,
+                      data={"message_id": turn.message_id, "bot_error": reason[:300]})
+
+
+def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guard: "_Guard | None") -> Outcome:
+    """Keep the replies as messages; answer passively if allowed and short enough, else queue them in order."""
+    if not replies:
+        if guard:
+            guard.finish("done")
+        return Outcome()
+    for text in replies:
+        db.session.add(Message(conversation_id=turn.conversation_id, channel=turn.channel, direction="out",
+                               author=author, kind="text", text=text))
+    joined = "\n\n".join(replies)
+    if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
+        db.session.commit()
+        if guard:
+            guard.finish("passive:" + joined)
+        return Outcome(passive_text=joined)
+    bodies = sms_text.segment("\n".join(replies)) if turn.channel == "sms" else replies
+    rows = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
+                                 dedup_key=f"turn:{turn.message_id}:{n}") for n, body in enumerate(bodies)]
+    try:
+        db.session.commit()
+    except IntegrityError:  # this turn's replies were queued already
+        db.session.rollback()
+        rows = []
+    if guard:
+        guard.finish("outbox")
+    delivery.dispatch(outbound_ids=[row.id for row in rows])
+    return Outcome(deferred=True)
+
+
+def _phone_link_reply(turn: Turn) -> list[str] | None:
+    request = _LINK_REQUEST.match(turn.text)
+    if request:
+        try:
+            phone = identities.request_phone_link(resident_id=turn.resident_id, phone=request.group(1))
+        except DomainError as exc:
+            return [exc.message]
+        except Exception as exc:  # the SMS provider refused or is down
+            log.warning("link code SMS failed: %s", exc)
+            return [LINK_SMS_FAILED]
+        return [LINK_CODE_SENT.format(masked=phone[:-8] + "****" + phone[-4:])]
+    code = _LINK_CODE.match(turn.text)
+    if code and identities.pending_link(resident_id=turn.resident_id) is not None:
+        try:
+            identities.confirm_phone_link(resident_id=turn.resident_id, code=code.group(1))
+        except DomainError as exc:
+            return [exc.message]
+        return [LINKED]
+    return None
+
+
+def _over_rate(turn: Turn) -> bool:
+    """Per-sender flood guard; the first messages of a window always pass, and Redis trouble lets all pass."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return False
+    rate = parse_rate(current_app.config.get("SENDER_RATE_LIMIT", "20/minute"))
+    try:
+        return not limiter.limiter.hit(rate, "linli-sender", turn.channel, turn.address)
+    except Exception as exc:
+        log.warning("rate limiter unavailable: %s", exc)
+        return False
+
+
+def _first_time(key: str, ttl: int) -> bool:
+    try:
+        return bool(get_redis().set(key, 1, nx=True, ex=ttl))
+    except RedisError:
+        return False
+
+
+def _optional(module: str, name: str):
+    """A function of a service another part of Linli provides, or None while it does not exist."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+class _Guard:
+    """The fast half of inbound dedup: a Redis key per message id holding how its first delivery ended."""
+
+    def __init__(self, channel: str, external_id: str):
+        self.key = f"linli:inbound:{channel}:{external_id}"
+        self.redis = get_redis()
+
+    def claim(self) -> bool:
+        try:
+            return bool(self.redis.set(self.key, "running", nx=True, ex=DEDUP_TTL))
+        except RedisError:
+            return True  # the unique message row still lets only one through
+
+    def finish(self, state: str) -> None:
+        try:
+            self.redis.set(self.key, state, ex=DEDUP_TTL)
+        except RedisError:
+            pass
+
+    def release(self) -> None:
+        try:
+            self.redis.delete(self.key)
+        except RedisError:
+            pass
+
+    def outcome_of_first(self, *, wait: float) -> Outcome:
+        """A retry's answer: the first delivery's passive reply once it is known, else nothing."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                state = (self.redis.get(self.key) or b"").decode()
+            except RedisError:
+                state = ""
+            if state.startswith("passive:"):
+                return Outcome(passive_text=state[len("passive:"):], duplicate=True)
+            if state != "running" or time.monotonic() >= deadline:
+                return Outcome(duplicate=True)
+            time.sleep(0.05)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Threads that wait on the bot, so a webhook can stop waiting at its budget without losing the answer."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=int(current_app.config.get("BOT_THREADS", 32)),
+                                       thread_name_prefix="bot-turn")
+        return _pool

@@ -1,0 +1,41 @@
+"""The urgent ticket behind every help alert, and the timeline entries each step writes on it."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.models import Community, HelpAlert, Resident, Street
+from app.services import help_texts as texts
+from app.services import tickets
+
+
+def street_of(resident: Resident) -> int:
+    if resident.community_id is not None:
+        return db.session.get(Community, resident.community_id).street_id
+    # A resident without a community yet belongs to the first street served (as in handoff).
+    return db.session.query(Street.id).order_by(Street.id).limit(1).scalar()
+
+
+def open_alert_ticket(alert: HelpAlert, resident: Resident, *, now=None) -> int:
+    """Open the alert's urgent ticket; commits (together with whatever the session holds)."""
+    ticket = tickets.open_ticket(
+        street_id=street_of(resident), source="help_alert", priority="urgent", category="help",
+        subject=f"一键求助：{texts.who(resident)}", resident_id=resident.id, now=now,
+        body=f"求助来源：{alert.source}",
+    )
+    return ticket.id
+
+
+def ensure_ticket(alert: HelpAlert, resident: Resident) -> int:
+    """The alert's ticket, opened here if the process that raised it died before linking one."""
+    if alert.ticket_id is not None:
+        return alert.ticket_id
+    ticket_id = open_alert_ticket(alert, resident)
+    alert.ticket_id = ticket_id
+    db.session.commit()
+    return ticket_id
+
+
+def record(ticket_id: int | None, body: str, *, data: dict | None = None, staff_id: int | None = None,
+           kind: str = "alert_step") -> None:
+    """Add a timeline entry to the session; the caller's commit writes it with the change it describes."""
+    if ticket_id is not None:
+        tickets.add_event(ticket_id=ticket_id, kind=kind, body=body, data=data, staff_id=staff_id, commit=False)

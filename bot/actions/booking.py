@@ -1,0 +1,189 @@
+"""The booking form: department, day, a numbered slot from the app's free slots, confirmation, booking."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Optional
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from . import parsing
+from .linli_api import ApiError, ApiUnavailable, LinliApi
+
+BOOKING_SLOTS = ("department", "date", "session", "doctor", "slot_choice", "confirm_booking", "offered_slots")
+
+FAILURE_REASONS = {
+    "daily_limit": "同一天只能约一个号。",
+    "too_many_active": "您待就诊的预约太多了，请先就诊或取消一个。",
+    "no_patient": "还没有登记就诊人信息，请联系居委会登记。",
+    "not_found": "这个号已经没有了。",
+}
+
+
+def describe_failure(code: str) -> str:
+    return FAILURE_REASONS.get(code, "系统没有接受这个预约，可以说“转人工”问工作人员。")
+
+
+def offer_label(offer: dict) -> str:
+    """'09:00 张伟(主任医师)' within a day, for the numbered list."""
+    start = parsing.time_label(offer["start"]).split(" ")[-1]
+    title = f"({offer['doctor_title']})" if offer.get("doctor_title") else ""
+    return f"{start} {offer.get('doctor') or ''}{title}".strip()
+
+
+def appointment_summary(department: str, start: str, doctor: Optional[str]) -> str:
+    return f"{department} {parsing.time_label(start)} {doctor or ''}".strip()
+
+
+def _latest_entity_text(tracker: Tracker, entity: str) -> Optional[str]:
+    values = list(tracker.get_latest_entity_values(entity))
+    return values[-1] if values else None
+
+
+def _matches_doctor(slot: dict, wanted: Optional[str]) -> bool:
+    if not wanted:
+        return True
+    # Residents say 张医生 / 王主任 / 李大夫: the surname is what they know.
+    surname = wanted.rstrip("医生大夫主任教授老师")[:1]
+    return (slot.get("doctor") or "").startswith(surname)
+
+
+class ValidateBookingForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_booking_form"
+
+    async def validate_department(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        try:
+            known = [d["name"] for d in await LinliApi.from_env().list_departments()]
+        except (ApiError, ApiUnavailable):
+            known = None  # cannot check now; the slot list will show whether it exists
+        if known is not None and value not in known:
+            dispatcher.utter_message(
+                response="utter_booking_invalid_department", department=value, departments="、".join(known)
+            )
+            return {"department": None}
+        # A new department makes the numbers shown earlier meaningless.
+        return {"department": value, "slot_choice": None, "confirm_booking": None, "offered_slots": None}
+
+    async def validate_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        base = parsing.today()
+        day = parsing.parse_day(str(value), base=base)
+        if day is None:
+            dispatcher.utter_message(response="utter_booking_bad_date")
+            return {"date": None}
+        if day < base:
+            dispatcher.utter_message(response="utter_booking_past_date", day=parsing.day_label(day))
+            return {"date": None}
+        result = {"date": day.isoformat(), "slot_choice": None, "confirm_booking": None, "offered_slots": None}
+        # "周三下午" may come as one date entity: keep its half day unless a time entity said otherwise.
+        session = parsing.parse_session(str(value), base=base)
+        if session and not _latest_entity_text(tracker, "time"):
+            result["session"] = session
+        return result
+
+    async def validate_session(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        session = value if value in ("morning", "afternoon") else parsing.parse_session(str(value))
+        return {"session": session, "slot_choice": None, "confirm_booking": None}
+
+    async def validate_slot_choice(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        offers = tracker.get_slot("offered_slots") or []
+        position = parsing.parse_choice(str(value), len(offers))
+        if position is None:
+            if offers:
+                dispatcher.utter_message(response="utter_booking_bad_choice", count=len(offers))
+            return {"slot_choice": None}
+        return {"slot_choice": str(offers[position - 1]["id"])}
+
+    async def validate_confirm_booking(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        if not value:
+            dispatcher.utter_message(response="utter_booking_pick_again")
+            return {"confirm_booking": None, "slot_choice": None}
+        try:
+            appointment = await LinliApi.from_env().book(sender=tracker.sender_id, slot_id=_slot_id(tracker))
+        except ApiUnavailable:
+            dispatcher.utter_message(response="utter_app_unavailable")
+            return {"confirm_booking": None}  # asks again, so "是" retries
+        except ApiError as error:
+            if error.code == "slot_taken":
+                # Someone else was faster: clearing the pick lists the next free slots again.
+                dispatcher.utter_message(response="utter_booking_slot_taken")
+                return {"confirm_booking": None, "slot_choice": None, "offered_slots": None}
+            dispatcher.utter_message(response="utter_booking_failed", reason=describe_failure(error.code))
+            return {"confirm_booking": True, "booked_appointment_id": None}
+        summary = appointment_summary(appointment["department"], appointment["start"], appointment.get("doctor"))
+        dispatcher.utter_message(
+            response="utter_booking_done", summary=summary, patient=appointment.get("patient_name") or ""
+        )
+        return {"confirm_booking": True, "booked_appointment_id": str(appointment["id"])}
+
+
+def _slot_id(tracker: Tracker) -> Any:
+    raw = tracker.get_slot("slot_choice")
+    return int(raw) if str(raw).isdigit() else raw
+
+
+class ActionAskSlotChoice(Action):
+    """Lists the free slots of the chosen day as numbered choices (fresh from the app each time)."""
+
+    def name(self) -> str:
+        return "action_ask_slot_choice"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+        department, day = tracker.get_slot("department"), tracker.get_slot("date")
+        try:
+            slots = await LinliApi.from_env().list_slots(
+                sender=tracker.sender_id, department=department, date=day, session=tracker.get_slot("session")
+            )
+        except (ApiError, ApiUnavailable):
+            dispatcher.utter_message(response="utter_app_unavailable")
+            return [SlotSet("offered_slots", None)]
+        wanted_doctor = tracker.get_slot("doctor")
+        slots = [s for s in slots if _matches_doctor(s, wanted_doctor)] or slots
+        label = parsing.day_label(date.fromisoformat(day))
+        if not slots:
+            dispatcher.utter_message(response="utter_booking_no_slots", day=label, department=department)
+            return [SlotSet("date", None), SlotSet("offered_slots", None)]
+        offers = [
+            {"id": s["id"], "department": s.get("department") or department, "start": s["start"],
+             "doctor": s.get("doctor"), "label": offer_label(s)}
+            for s in slots
+        ]
+        choices = "\n".join(f"{i}. {o['label']}" for i, o in enumerate(offers, start=1))
+        dispatcher.utter_message(response="utter_booking_offer", day=label, department=department, choices=choices)
+        return [SlotSet("offered_slots", offers)]
+
+
+class ActionAskConfirmBooking(Action):
+    def name(self) -> str:
+        return "action_ask_confirm_booking"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+        chosen = str(tracker.get_slot("slot_choice"))
+        offer = next((o for o in tracker.get_slot("offered_slots") or [] if str(o["id"]) == chosen), None)
+        if offer is None:
+            summary = f"{tracker.get_slot('department')} {tracker.get_slot('date')}"
+        else:
+            summary = appointment_summary(offer["department"], offer["start"], offer.get("doctor"))
+        dispatcher.utter_message(response="utter_ask_confirm_booking", summary=summary)
+        return []
+
+
+class ActionResetBooking(Action):
+    """Clears the form's slots after booking or stopping, so the next booking starts fresh."""
+
+    def name(self) -> str:
+        return "action_reset_booking"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+        return [SlotSet(slot, None) for slot in BOOKING_SLOTS]

@@ -1,0 +1,106 @@
+"""The bot: Rasa's REST channel behind a small interface, and a scripted fake for tests."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Protocol, Union
+
+import requests
+from requests.adapters import HTTPAdapter
+
+DEFAULT_TIMEOUT = 4.0
+STATUS_TIMEOUT = 2.0
+
+
+class BotUnavailable(Exception):
+    """The bot gave no usable answer: down, too slow, failing, or answering something that is not a list."""
+
+
+class BotClient(Protocol):
+    def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]: ...
+
+    def status(self) -> bool: ...
+
+
+class RasaRestClient:
+    """Talks to a Rasa server's REST channel over one pooled HTTP session."""
+
+    def __init__(self, base_url: str, *, pool_size: int = 20):
+        self.base_url = base_url.rstrip("/")
+        self._http = requests.Session()
+        # Webhook requests and outbox workers call the bot concurrently; a pool per host keeps
+        # their connections alive instead of opening one per message.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
+
+    def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
+        """The bot's messages for one turn of `sender` (an empty list when it has nothing to say)."""
+        try:
+            res = self._http.post(f"{self.base_url}/webhooks/rest/webhook",
+                                  json={"sender": sender, "message": text}, timeout=timeout)
+        except requests.RequestException as exc:
+            raise BotUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if not res.ok:
+            raise BotUnavailable(f"HTTP {res.status_code} from the bot")
+        try:
+            answer = res.json()
+        except ValueError as exc:
+            raise BotUnavailable("the bot's answer is not JSON") from exc
+        if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+            raise BotUnavailable(f"the bot's answer is not a list of messages: {str(answer)[:200]}")
+        return answer
+
+    def status(self) -> bool:
+        """True when the Rasa server answers on its root URL."""
+        try:
+            return self._http.get(f"{self.base_url}/", timeout=STATUS_TIMEOUT).ok
+        except requests.RequestException:
+            return False
+
+
+Answer = Union[str, list, Callable[[str, str], Union[str, list]]]
+
+
+class ScriptedBot:
+    """A fake bot answering from a script: a dict of text -> answer, or a callable (sender, text) -> answer.
+
+    An answer is a string (one text message), a list of strings or message dicts. Set `down` to make it
+    unreachable, `delay` (seconds) to make it slow; a delay longer than the caller's timeout raises
+    BotUnavailable once the timeout has passed, as the real client would.
+    """
+
+    def __init__(self, script: dict[str, Answer] | Callable[[str, str], str | list] | None = None,
+                 *, default: str | list = "", down: bool = False, delay: float = 0.0):
+        self.script = script if script is not None else {}
+        self.default = default
+        self.down = down
+        self.delay = delay
+        self.received: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
+        with self._lock:
+            self.received.append((sender, text))
+        if self.down:
+            raise BotUnavailable("ConnectionError: scripted bot is down")
+        if self.delay:
+            time.sleep(min(self.delay, timeout))
+            if self.delay > timeout:
+                raise BotUnavailable(f"ReadTimeout: scripted bot took {self.delay}s (timeout {timeout}s)")
+        if callable(self.script):
+            answer = self.script(sender, text)
+        else:
+            answer = self.script.get(text, self.default)
+            if callable(answer):
+                answer = answer(sender, text)
+        return _as_messages(sender, answer)
+
+    def status(self) -> bool:
+        return not self.down
+
+
+def _as_messages(sender: str, answer: str | list) -> list[dict]:
+    items = [answer] if isinstance(answer, str) else list(answer)
+    return [item if isinstance(item, dict) else {"recipient_id": sender, "text": item}
+            for item in items if item != ""]

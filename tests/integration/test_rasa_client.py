@@ -1,0 +1,143 @@
+"""The Rasa REST client against a tiny local HTTP server that answers like Rasa's REST channel."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from integrations.rasa import BotUnavailable, RasaRestClient
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out and hung up is what the slow-bot test is about
+
+
+class FakeRasa:
+    """Answers `/webhooks/rest/webhook` the way Rasa does, or the way it is told to misbehave.
+
+    Plain http.server with HTTP/1.1 keep-alive (werkzeug's server closes every connection), so the
+    test can see whether the client reuses its connections.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.client_ports: set[int] = set()
+        self.mode = "echo"  # echo, slow, error, not_a_list, not_json
+        self._release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self._answer(200, "text/plain", "Hello from Rasa: 3.6.21") if self.path == "/" else \
+                    self._answer(404, "text/plain", "not found")
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.received.append(body)
+                fake.client_ports.add(self.client_address[1])
+                if fake.mode == "slow":
+                    fake._release.wait(5)
+                if fake.mode == "error":
+                    return self._json(500, {"error": "boom"})
+                if fake.mode == "not_a_list":
+                    return self._json(200, {"message": "model not ready"})
+                if fake.mode == "not_json":
+                    return self._answer(200, "text/html", "<html>proxy error</html>")
+                sender = body["sender"]
+                self._json(200, [{"recipient_id": sender, "text": f"收到：{body['message']}"},
+                                 {"recipient_id": sender, "buttons": [{"title": "预约", "payload": "/book"}]}])
+
+            def _json(self, status, payload):
+                self._answer(status, "application/json", json.dumps(payload, ensure_ascii=False))
+
+            def _answer(self, status, content_type, text):
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fake_rasa():
+    fake = FakeRasa()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_send_posts_sender_and_message_and_returns_the_bots_messages(fake_rasa):
+    answer = RasaRestClient(fake_rasa.base_url + "/").send("conv-42", "我想挂号", timeout=2)
+
+    assert fake_rasa.received == [{"sender": "conv-42", "message": "我想挂号"}]
+    assert answer == [{"recipient_id": "conv-42", "text": "收到：我想挂号"},
+                      {"recipient_id": "conv-42", "buttons": [{"title": "预约", "payload": "/book"}]}]
+
+
+def test_consecutive_messages_reuse_one_pooled_connection(fake_rasa):
+    client = RasaRestClient(fake_rasa.base_url)
+    for i in range(5):
+        client.send("conv-1", f"message {i}", timeout=2)
+
+    assert len(fake_rasa.received) == 5
+    assert len(fake_rasa.client_ports) == 1
+
+
+def test_slow_bot_raises_bot_unavailable_at_the_timeout(fake_rasa):
+    fake_rasa.mode = "slow"
+
+    started = time.monotonic()
+    with pytest.raises(BotUnavailable, match="Timeout"):
+        RasaRestClient(fake_rasa.base_url).send("conv-1", "hi", timeout=0.5)
+
+    assert time.monotonic() - started < 1.5
+
+
+def test_refused_connection_raises_bot_unavailable():
+    with pytest.raises(BotUnavailable, match="ConnectionError"):
+        RasaRestClient(closed_port_url()).send("conv-1", "hi", timeout=1)
+
+
+@pytest.mark.parametrize("mode", ["error", "not_a_list", "not_json"])
+def test_failing_or_unexpected_answers_raise_bot_unavailable(fake_rasa, mode):
+    fake_rasa.mode = mode
+
+    with pytest.raises(BotUnavailable):
+        RasaRestClient(fake_rasa.base_url).send("conv-1", "hi", timeout=2)
+
+
+def test_status_is_true_when_rasa_answers_and_false_when_it_is_down(fake_rasa):
+    assert RasaRestClient(fake_rasa.base_url).status() is True
+    assert RasaRestClient(closed_port_url()).status() is False

@@ -1,0 +1,149 @@
+"""Helpers for the channel tests (no tests here): signed WeChat requests, a Rasa REST stub, transports."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
+
+import pytest
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.utils import WeChatSigner
+
+from app.extensions import db
+from app.services import transports
+from tests.factories import StreetFactory
+from integrations.rasa import RasaRestClient
+from integrations.twilio import RecordingTwilioTransport
+from integrations.wechat import RecordingWeChatSender
+
+TOKEN = "test-wechat-token"  # tests/conftest.py TEST_SETTINGS
+ACCOUNT = "gh_linli_account"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+APP_ID = "wx1234567890abcdef"
+
+
+def sign(*parts: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return signer.signature
+
+
+def text_xml(openid: str, content: str, msg_id: str | int, *, create_time: int | None = None) -> str:
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+
+
+def message_xml(openid: str, msg_type: str, msg_id: str | int, extra: str = "") -> str:
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{extra}"
+            f"<MsgId>{msg_id}</MsgId></xml>")
+
+
+def event_xml(openid: str, event: str, key: str = "", *, create_time: int | None = None) -> str:
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>")
+
+
+def plain_query(*, timestamp: int | None = None, nonce: str = "n0nce", token: str = TOKEN) -> str:
+    ts = str(timestamp or int(time.time()))
+    return urlencode({"signature": sign(token, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": "x"})
+
+
+def post_plain(client, xml: str | bytes, **query):
+    return client.post("/wechat?" + plain_query(**query), data=xml, content_type="text/xml")
+
+
+def post_encrypted(client, xml: str, *, app_id: str = APP_ID, nonce: str = "n0nce"):
+    """Encrypted and signed by wechatpy's own crypto, as WeChat's servers do in safe mode."""
+    ts = str(int(time.time()))
+    envelope = WeChatCrypto(TOKEN, AES_KEY, app_id).encrypt_message(xml, nonce, ts)
+    encrypted = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+    query = urlencode({"signature": sign(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce,
+                       "encrypt_type": "aes", "msg_signature": sign(TOKEN, ts, nonce, encrypted)})
+    return client.post("/wechat?" + query, data=envelope, content_type="text/xml")
+
+
+def decrypt_reply(body: str) -> str:
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+    fields = {k: body.split(f"<{k}>")[1].split(f"</{k}>")[0] for k in ("MsgSignature", "TimeStamp", "Nonce")}
+    sig = fields["MsgSignature"].replace("<![CDATA[", "").replace("]]>", "")
+    nonce = fields["Nonce"].replace("<![CDATA[", "").replace("]]>", "")
+    return crypto.decrypt_message(body, sig, fields["TimeStamp"], nonce)
+
+
+class RasaStub:
+    """Rasa's REST channel on loopback: answers `reply(sender, text)` after `delay`, counts every turn."""
+
+    def __init__(self, reply=None, *, delay: float = 0.0, status: int = 200):
+        self.reply = reply or (lambda sender, text: [{"recipient_id": sender, "text": f"收到：{text}"}])
+        self.delay = delay
+        self.status = status
+        self.turns: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with stub._lock:
+                    stub.turns.append((body.get("sender"), body.get("message")))
+                if stub.delay:
+                    time.sleep(stub.delay)
+                payload = json.dumps(stub.reply(body.get("sender"), body.get("message"))).encode()
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def rasa(app):
+    """A Rasa stub wired in as the app's bot; restored afterwards."""
+    stub = RasaStub()
+    previous = transports.use(app).bot
+    transports.use(app, bot=RasaRestClient(stub.url))
+    yield stub
+    transports.use(app, bot=previous)
+    stub.stop()
+
+
+@pytest.fixture
+def recorders(app):
+    """Recording WeChat and Twilio transports for the app; restored afterwards."""
+    current = transports.use(app)
+    previous = (current.wechat, current.twilio)
+    wechat, twilio = RecordingWeChatSender(), RecordingTwilioTransport()
+    transports.use(app, wechat=wechat, twilio=twilio)
+    yield wechat, twilio
+    transports.use(app, wechat=previous[0], twilio=previous[1])
+
+
+# Tests that go through the webhook use real commits and empty every table afterwards: the requests run
+# in their own app contexts and sessions, as they do in production.
+@pytest.fixture
+def web(app, committed):
+    return app.test_client()
+
+
+@pytest.fixture
+def street(committed):
+    street = StreetFactory()
+    db.session.commit()
+    return street
