@@ -9,8 +9,14 @@ export RASA_TELEMETRY_ENABLED := false
 export FLASK_APP := wsgi
 
 # make run: SQLite under instance/ and a local Redis unless DATABASE_URL / REDIS_URL say otherwise.
+# With no real WeChat/Twilio accounts, the real clients talk to the local stub servers (Procfile).
 RUN_ENV := DATABASE_URL=$${DATABASE_URL:-sqlite:///linli.db} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
-	SIMULATOR_ENABLED=$${SIMULATOR_ENABLED:-true}
+	SIMULATOR_ENABLED=$${SIMULATOR_ENABLED:-true} BOT_SERVICE_TOKEN=$${BOT_SERVICE_TOKEN:-dev-bot-token} \
+	WECHAT_APP_ID=$${WECHAT_APP_ID:-wxlinlidev0000001} WECHAT_SECRET=$${WECHAT_SECRET:-linli-dev-wechat-secret} \
+	WECHAT_API_BASE=$${WECHAT_API_BASE:-http://127.0.0.1:8101/cgi-bin/} \
+	TWILIO_ACCOUNT_SID=$${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000dev} \
+	TWILIO_AUTH_TOKEN=$${TWILIO_AUTH_TOKEN:-linli-dev-twilio-token} TWILIO_FROM=$${TWILIO_FROM:-+8610000000000} \
+	TWILIO_API_BASE=$${TWILIO_API_BASE:-http://127.0.0.1:8102}
 # make test: the machine's PostgreSQL and Redis (CI sets the same).
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}

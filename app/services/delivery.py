@@ -52,6 +52,8 @@ def deliver(*, outbound_id: int, now: datetime | None = None) -> str:
         return "missing"
     if row.status != "pending":
         return row.status
+    if row.next_attempt_at > now + timedelta(seconds=1):
+        return "not_due"  # an early duplicate job; the one queued for the retry time sends it
     if _earlier_unfinished(row):
         return "waiting"  # the earlier row's delivery kicks this one when it is done
     if not _claim(row, now):
@@ -62,8 +64,7 @@ def deliver(*, outbound_id: int, now: datetime | None = None) -> str:
         return _after_failure(row, exc, now=utcnow())
     row.status = "sent"
     row.sent_at = utcnow()
-    row.external_id = external_id
-    row.last_error = None
+    row.external_id = external_id  # last_error stays: the history of a retried or rerouted row
     db.session.commit()
     _kick_next(row.conversation_id)
     return "sent"

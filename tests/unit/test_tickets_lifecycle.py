@@ -94,7 +94,7 @@ def test_a_ticket_without_conversation_resolves_without_asking_anyone(session):
     ticket = tickets.open_ticket(street_id=staff.street_id, source="staff", subject="巡查发现井盖缺失")
     tickets.resolve_ticket(ticket_id=ticket.id, staff_id=staff.id)
     assert ticket.status == "resolved" and ticket.csat_requested_at is None
-    assert session.scalar(select(OutboundMessage.id)) is None
+    assert session.scalar(select(OutboundMessage.id).where(OutboundMessage.ticket_id == ticket.id)) is None
 
 
 def test_staff_of_another_street_cannot_touch_the_ticket(desk):

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The bot's whole test suite: data validation, (re)training when needed, conversation tests
+# (tests/test_stories.yml), the held-out NLU evaluation (tests/test_nlu.yml) and the action tests.
+# Exits non-zero if any part fails. NLU_MIN_ACCURACY (default 0.95) is the accuracy gate.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+"$BOT_DIR/scripts/ensure_venv.sh" || exit 1
+cd "$BOT_DIR"
+mkdir -p results
+failures=()
+step() { echo; echo "== bot: $1"; }
+
+step "rasa data validate"
+"$RASA" data validate > results/validate.log 2>&1 || failures+=("rasa data validate")
+"$PYTHON" scripts/check_validate_log.py results/validate.log || failures+=("validation warnings")
+
+step "train if changed"
+if ! scripts/train_if_changed.sh; then
+  echo "bot: training failed, nothing else to test" >&2
+  exit 1
+fi
+
+step "conversation tests + held-out NLU evaluation (rasa test)"
+rm -rf results/core results/nlu
+start=$(date +%s)
+# Core evaluation predicts each next action of a story; actions are not executed (no action
+# server needed). --fail-on-prediction-errors makes a wrong prediction fail the run.
+if "$RASA" test core --model models/linli.tar.gz --stories tests/test_stories.yml --out results/core \
+     --fail-on-prediction-errors --no-plot > results/test_core.log 2>&1; then
+  grep -E "rasa.core.test  - 	(Correct|Accuracy)" results/test_core.log | head -2 | sed 's/.*- \t/  stories /'
+else
+  grep -v -E "it/s" results/test_core.log | tail -20
+  cat results/core/failed_test_stories.yml 2>/dev/null | head -60
+  failures+=("test stories")
+fi
+echo "  ($(( $(date +%s) - start ))s)"
+
+start=$(date +%s)
+if "$RASA" test nlu --model models/linli.tar.gz --nlu tests/test_nlu.yml --out results/nlu --no-plot \
+     > results/test_nlu.log 2>&1; then
+  "$PYTHON" scripts/nlu_report.py results/nlu --min-accuracy "${NLU_MIN_ACCURACY:-0.95}" \
+    || failures+=("NLU accuracy below goal")
+else
+  grep -v -E "it/s" results/test_nlu.log | tail -20
+  failures+=("rasa test nlu")
+fi
+echo "  ($(( $(date +%s) - start ))s)"
+
+step "action tests (pytest, against a local fake of the app's API)"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests || failures+=("action tests")
+
+echo
+if (( ${#failures[@]} )); then
+  printf 'bot tests FAILED: %s\n' "${failures[*]}"
+  exit 1
+fi
+echo "bot tests passed"
