@@ -52,6 +52,9 @@ def register_blueprints(app: APIFlask) -> None:
     # APIs authenticated by signatures or tokens, not by a browser session, carry no CSRF token.
     csrf.exempt(internal_bp)
     for blueprint in _optional_blueprints():
+        # apiflask documents APIBlueprints only; a plain Blueprint (the console's HTML) must say so.
+        if not hasattr(blueprint, "enable_openapi"):
+            blueprint.enable_openapi = False
         app.register_blueprint(blueprint)
         if not getattr(blueprint, "uses_csrf", False):
             csrf.exempt(blueprint)

@@ -49,6 +49,11 @@ class Settings:
     WECHAT_REPLY_BUDGET: float = 4.0
     BOT_TIMEOUT: float = 10.0
     SIMULATOR_ENABLED: bool = False
+    BOOKING_RELEASE_DAYS: int = 7
+    BOOKING_RELEASE_TIME: str = "08:00"  # Asia/Shanghai
+    BOOKING_CANCEL_DEADLINE: str = "15:00"  # the day before the visit
+    BOOKING_REMINDER_EVENING: str = "18:00"
+    BOOKING_MAX_ACTIVE: int = 3
     TIMEZONE: str = "Asia/Shanghai"
     extra: dict = field(default_factory=dict)
 
@@ -63,6 +68,8 @@ class Settings:
                 continue
             if f.type in ("float", float):
                 values[f.name] = _env_float(f.name, f.default)
+            elif f.type in ("int", int):
+                values[f.name] = int(_env_float(f.name, f.default))
             elif f.type in ("bool", bool):
                 values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:

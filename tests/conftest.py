@@ -6,6 +6,7 @@ import os
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
 from app.extensions import db
@@ -68,7 +69,9 @@ def session(app):
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()
-        scoped = db._make_scoped_session({"bind": connection, "join_transaction_mode": "create_savepoint"})
+        # A plain SQLAlchemy session: Flask-SQLAlchemy's own Session.get_bind() would pick the engine
+        # over this connection, and the "rolled back" test would really commit.
+        scoped = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
         original, db.session = db.session, scoped
         try:
             yield scoped

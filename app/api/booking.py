@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from app.api.internal import _require_service_token
+from app.api.internal import require_service_token
 from app.api.schemas.booking import (
     AppointmentEnvelope, AppointmentsOut, AppointmentsQuery, BookIn, DepartmentsOut, PatientEnvelope, PatientIn,
     PatientPatch, PatientsOut, RescheduleIn, SlotListOut, SlotSearchQuery,
@@ -15,7 +15,7 @@ from app.api.schemas.booking import (
 from app.services import booking, booking_attendance, booking_patients
 
 bp = APIBlueprint("booking", __name__, url_prefix="/api/booking", tag="Booking")
-bp.before_request(_require_service_token)
+bp.before_request(require_service_token)
 
 RESIDENT = "/residents/<int:resident_id>"
 

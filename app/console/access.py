@@ -162,3 +162,10 @@ def console_has_route(prefix: str) -> bool:
 def console_link(endpoint: str, fallback: str) -> str:
     """The URL of a page another module provides, or where it is expected to live."""
     return url_for(endpoint) if endpoint in current_app.view_functions else fallback
+
+
+@bp.app_template_filter("category_label")
+def category_label(value: str) -> str:
+    from app.services.tickets import CATEGORY_LABELS
+
+    return CATEGORY_LABELS.get(value, value)

@@ -1,7 +1,7 @@
 """Signing in and out, and the on-duty switch in the top bar."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from app.console import bp
@@ -24,7 +24,7 @@ def login():
     except DomainError as exc:
         return render_template("console/login.html", error=exc.message, username=username,
                                next=request.form.get("next", "")), exc.status
-    session.clear()  # a fresh session at sign-in: nothing planted before login survives it
+    _fresh_session()  # nothing planted before sign-in survives it
     login_user(staff)
     return redirect(safe_next(request.form.get("next")))
 
@@ -32,8 +32,14 @@ def login():
 @bp.post("/logout")
 def logout():
     logout_user()
-    session.clear()
+    _fresh_session()
     return redirect(url_for("console.login"))
+
+
+def _fresh_session() -> None:
+    session.clear()
+    # Flask-WTF caches this request's CSRF token in g; it belonged to the session just cleared.
+    g.pop("csrf_token", None)
 
 
 @bp.get("/")

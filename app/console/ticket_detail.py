@@ -36,9 +36,8 @@ def ticket_timeline(ticket_id: int):
 
 @bp.post("/tickets/<int:ticket_id>/reply")
 def ticket_reply(ticket_id: int):
-    tickets.reply(ticket_id=ticket_id, staff_id=current_user.id, body=request.form.get("body", ""))
-    if request.form.get("then") == "pending":
-        tickets.set_status(ticket_id=ticket_id, staff_id=current_user.id, status="pending")
+    tickets.reply(ticket_id=ticket_id, staff_id=current_user.id, body=request.form.get("body", ""),
+                  wait_for_resident=request.form.get("then") == "pending")
     flash("回复已发送", "info")
     return _back(ticket_id)
 

@@ -64,7 +64,7 @@ def tick(app: Flask, now: float | None = None) -> list[str]:
             except RedisError:
                 log.warning("redis unreachable; ticker skips this round")
                 return queued
-            if claimed and enqueue(task.queue, _resolve(task.func_path), job_id=f"periodic:{task.name}:{bucket}"):
+            if claimed and enqueue(task.queue, _resolve(task.func_path), job_id=f"periodic-{task.name}-{bucket}"):
                 queued.append(task.name)
     return queued
 

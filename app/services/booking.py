@@ -83,7 +83,7 @@ def book_slot(*, resident_id: int, slot_id: int, patient_id: int | None = None,
                    else get_patient(resident_id=resident_id, patient_id=patient_id))
         slot = _bookable_slot(slot_id, now)
         # One booking at a time per patient, so the "at most 3 active" count cannot be raced past.
-        patient = _lock_patient(patient.id)
+        patient = lock_patient(patient_id=patient.id)
         _check_patient_may_book(patient, slot, now)
         _take_seat(slot)
         appointment = _seat_appointment(slot, patient_id=patient.id, resident_id=resident_id, now=now)
@@ -114,7 +114,7 @@ def reschedule_appointment(*, resident_id: int, appointment_id: int, new_slot_id
             raise ValidationFailed("a booking can only move within its department", code="different_department")
         if new_slot.id == current.slot_id:
             raise Conflict("the booking is already in this slot", code="same_slot")
-        patient = _lock_patient(current.patient_id)
+        patient = lock_patient(patient_id=current.patient_id)
         current = lock_appointment(appointment_id=appointment_id, resident_id=resident_id)
         _require_booked(current)
         _require_before_deadline(current, now)
@@ -189,7 +189,8 @@ def _bookable_slot(slot_id: int, now: datetime) -> Slot:
     return slot
 
 
-def _lock_patient(patient_id: int) -> Patient:
+def lock_patient(*, patient_id: int) -> Patient:
+    """The patient row, locked and freshly read: the first lock any booking change takes."""
     return db.session.execute(
         select(Patient).where(Patient.id == patient_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from app.errors import InvalidTransition
+from app.errors import InvalidTransition, NotFound
 from app.extensions import db
-from app.models import Appointment, Patient, Slot
+from app.models import Appointment, Slot
 from app.models.base import utcnow
-from app.services.booking import lock_appointment, one_transaction
+from app.services.booking import lock_appointment, lock_patient, one_transaction
 from app.services.booking_calendar import local_day
 
 NOSHOW_LIMIT = 3
@@ -35,15 +35,17 @@ def mark_noshow(*, appointment_id: int, now: datetime | None = None) -> Appointm
     """Record a missed visit; the third within 90 days suspends the patient's booking for 90 days."""
     now = now or utcnow()
     with one_transaction():
+        unlocked = db.session.get(Appointment, appointment_id)
+        if unlocked is None:
+            raise NotFound("no such appointment")
+        # Patient before appointment: the lock order every booking change follows.
+        patient = lock_patient(patient_id=unlocked.patient_id)
         appointment = _booked(appointment_id)
         if now < appointment.slot.start_at:
             raise InvalidTransition("a visit can be missed only once its time has come", code="too_early")
         appointment.status, appointment.marked_at = "noshow", now
         db.session.flush()
-        if _recent_noshows(appointment.patient_id, now) >= NOSHOW_LIMIT:
-            patient = db.session.execute(
-                select(Patient).where(Patient.id == appointment.patient_id).with_for_update()
-            ).scalar_one()
+        if _recent_noshows(patient.id, now) >= NOSHOW_LIMIT:
             until = now + SUSPENSION
             patient.suspended_until = max(patient.suspended_until or until, until)
     return appointment

@@ -21,10 +21,6 @@ from app.services.secrets_at_rest import encrypt, keyed_hash
 RELATIONS = ("self", "parent", "child", "spouse", "other")
 
 
-def masked_id_number(patient: Patient) -> str:
-    return id_numbers.mask(patient.id_number_last4)
-
-
 def list_patients(*, resident_id: int) -> list[Patient]:
     """The resident's current patients, themself first."""
     return list(db.session.scalars(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from flask import current_app
 from limits import parse as parse_rate
 from redis.exceptions import RedisError
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import DomainError
@@ -109,12 +110,16 @@ def _store(*, channel: str, external_id: str, address: str, text: str, kind: str
     if channel == "sms" and resident.sms_opted_out:
         resident.sms_opted_out = False  # writing in again is the resident's START
     try:
+        db.session.flush()
+        # Read before the commit expires them: each read after it would be one more SELECT per message.
+        turn = Turn(channel=channel, resident_id=resident.id, conversation_id=conversation.id,
+                    message_id=message.id, bot_sender=conversation.bot_sender, address=address, text=text,
+                    kind=kind)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise _Duplicate from None
-    return Turn(channel=channel, resident_id=resident.id, conversation_id=conversation.id, message_id=message.id,
-                bot_sender=conversation.bot_sender, address=address, text=text, kind=kind)
+    return turn
 
 
 def _answer_without_bot(turn: Turn) -> list[str] | None:
@@ -218,7 +223,7 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
                                author=author, kind="text", text=text))
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
-        db.session.commit()
+        _transcript_commit()
         if guard:
             guard.finish("passive:" + joined)
         return Outcome(passive_text=joined)
@@ -234,6 +239,17 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
         guard.finish("outbox")
     delivery.dispatch(outbound_ids=[row.id for row in rows])
     return Outcome(deferred=True)
+
+
+def _transcript_commit() -> None:
+    """Commit reply rows that only record what the resident was already answered in the HTTP response.
+
+    A crash in the next few hundred milliseconds could lose such a row but nothing the resident needs,
+    so PostgreSQL may skip waiting for the disk flush (about 5 ms, the largest cost of a webhook here).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    db.session.commit()
 
 
 def _phone_link_reply(turn: Turn) -> list[str] | None:

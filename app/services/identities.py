@@ -38,10 +38,12 @@ def normalise_phone(raw: str) -> str | None:
 
 def resident_for(*, channel: str, address: str) -> Resident:
     """The resident behind an openid or a phone number, created on their first message."""
-    identity = _identity(channel, address)
-    if identity is not None:
-        return identity.resident
-    resident = None
+    resident = db.session.scalar(
+        select(Resident).join(ChannelIdentity)
+        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == address)
+    )
+    if resident is not None:
+        return resident
     if channel == "sms":
         # A number staff registered (or a WeChat user linked) is that person texting: the network proved it.
         resident = db.session.scalar(select(Resident).where(Resident.phone == address).order_by(Resident.id).limit(1))

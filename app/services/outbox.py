@@ -61,7 +61,7 @@ def dispatch(*, outbound_ids: list[int]) -> None:
     from app.jobs.outbox import deliver_outbound
 
     for outbound_id in outbound_ids:
-        enqueue("outbound", deliver_outbound, outbound_id, job_id=f"deliver:{outbound_id}")
+        enqueue("outbound", deliver_outbound, outbound_id, job_id=f"deliver-{outbound_id}")
 
 
 def queue_message(*, conversation_id: int, body: str, kind: str = "reply", dedup_key: str | None = None,

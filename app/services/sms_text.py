@@ -45,7 +45,7 @@ def segment(text: str, *, max_parts: int = MAX_PARTS) -> list[str]:
     text = re.sub(r"[ \t]+", " ", (text or "").strip())
     if not text:
         return []
-    gsm = is_gsm(text) and is_gsm(POINTER)
+    gsm = is_gsm(text)  # each part is its own SMS, so the (Chinese) pointer part does not change the others
     limit = GSM_PART if gsm else UCS2_PART
     parts = _pack(_pieces(text, limit, gsm), limit, gsm)
     if len(parts) <= max_parts:

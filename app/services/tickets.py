@@ -37,6 +37,8 @@ STAFF_TRANSITIONS = {
     ("open", "pending"), ("pending", "open"), ("open", "resolved"), ("pending", "resolved"), ("resolved", "open"),
 }
 VIEWS = ("mine", "unassigned", "open", "breached", "resolved")
+CATEGORY_LABELS = {"general": "一般", "handoff": "转人工", "fallback": "机器人未能理解", "complaint": "投诉",
+                   "help": "一键求助", "delivery": "消息未送达"}
 
 
 # --- opening -------------------------------------------------------------------------------------
@@ -296,8 +298,12 @@ def canned_replies(*, street_id: int) -> list[CannedReply]:
     ))
 
 
-def reply(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = None) -> OutboundMessage:
-    """Send a staff reply to the resident through the outbox; the first reply meets the first-response target."""
+def reply(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = None,
+          wait_for_resident: bool = False) -> OutboundMessage:
+    """Send a staff reply to the resident through the outbox; the first reply meets the first-response target.
+
+    wait_for_resident moves an open ticket to pending with the same commit ("send and wait").
+    """
     ticket, staff = _load(ticket_id, staff_id)
     if ticket.status not in OPEN_STATUSES:
         raise InvalidTransition("工单已解决或关闭，请先重新打开再回复", details={"status": ticket.status})
@@ -317,6 +323,8 @@ def reply(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = No
     ticket.updated_at = now
     db.session.add(TicketEvent(ticket_id=ticket.id, kind="reply_out", staff_id=staff.id, body=text, created_at=now,
                                data={"outbound_id": row.id}))
+    if wait_for_resident and ticket.status == "open":
+        _move(ticket, "pending", now=now, staff_id=staff.id)
     db.session.commit()
     outbox.dispatch(outbound_ids=[row.id])
     return row
@@ -522,6 +530,10 @@ def awaiting_reply(*, ticket_ids: list[int]) -> set[int]:
 def timeline(*, ticket_id: int, staff: Staff, transcript_limit: int = 50) -> list[dict]:
     """One list, oldest first: the bot conversation before the ticket, then every ticket event."""
     ticket = get_ticket(ticket_id=ticket_id, staff=staff)
+    events = db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                .order_by(TicketEvent.created_at, TicketEvent.id)).all()
+    # The message that opened the ticket is also its first message_in event; show it once.
+    on_ticket = {e.data.get("message_id") for e in events if e.kind == "message_in" and e.data}
     entries = []
     if ticket.conversation_id is not None:
         before = db.session.scalars(
@@ -530,10 +542,9 @@ def timeline(*, ticket_id: int, staff: Staff, transcript_limit: int = 50) -> lis
             .order_by(Message.created_at.desc(), Message.id.desc()).limit(transcript_limit)
         ).all()
         for m in reversed(before):
-            entries.append({"kind": "transcript", "at": m.created_at, "author": m.author, "body": m.text,
-                            "direction": m.direction, "id": f"m{m.id}"})
-    events = db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
-                                .order_by(TicketEvent.created_at, TicketEvent.id)).all()
+            if m.id not in on_ticket:
+                entries.append({"kind": "transcript", "at": m.created_at, "author": m.author, "body": m.text,
+                                "direction": m.direction, "id": f"m{m.id}"})
     names = {s.id: s.display_name for s in db.session.scalars(select(Staff).where(Staff.street_id == staff.street_id))}
     deliveries = _delivery_states([e.data.get("outbound_id") for e in events if e.data and e.data.get("outbound_id")])
     for e in events:

@@ -17,7 +17,6 @@ from app.models import Appointment
 from app.services import booking
 from tests.factories import DepartmentFactory, PatientFactory, ResidentFactory, SlotFactory
 from tests.integration.test_booking_support import DAY, NOW, assert_slot_consistent
-from tests.integration.test_booking_support import session  # noqa: F401 (isolating override)
 
 PATIENTS = 4
 # Two slots on DAY and one the day after, all small, in one department: the daily rule and full

@@ -11,7 +11,6 @@ from app.models import Appointment, OutboundMessage
 from app.services import booking, booking_reminders, outbox
 from tests.factories import ChannelIdentityFactory, PatientFactory, ResidentFactory, local_dt
 from tests.integration.test_booking_support import DAY, NOW, clinic, resident_with_patient
-from tests.integration.test_booking_support import session  # noqa: F401 (isolating override)
 
 EVENING = local_dt(DAY - timedelta(days=1), time(18, 0))
 

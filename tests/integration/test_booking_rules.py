@@ -12,7 +12,6 @@ from tests.factories import DepartmentFactory, PatientFactory, SlotFactory, loca
 from tests.integration.test_booking_support import (
     DAY, NOW, active_count, assert_slot_consistent, clinic, resident_with_patient,
 )
-from tests.integration.test_booking_support import session  # noqa: F401 (isolating override)
 
 
 def _refused(code: str, call, **kwargs):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app.extensions import db
 from app.models import Appointment, Slot
@@ -19,28 +17,6 @@ from tests.factories import (
 
 DAY = date(2031, 3, 12)
 NOW = local_dt(DAY - timedelta(days=2), time(10, 0))
-
-
-@pytest.fixture
-def session(app):
-    """conftest's `session`, but isolating: a plain SQLAlchemy session bound to the test's connection.
-
-    Flask-SQLAlchemy's Session.get_bind() ignores `bind=connection` and picks the engine, so the
-    shared fixture's "rolled back" tests really commit (reported to the lead). Import this fixture
-    into a test module to shadow the shared one; `client` then uses it too.
-    """
-    with app.app_context():
-        connection = db.engine.connect()
-        outer = connection.begin()
-        scoped = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
-        original, db.session = db.session, scoped
-        try:
-            yield scoped
-        finally:
-            scoped.remove()
-            db.session = original
-            outer.rollback()
-            connection.close()
 
 
 def clinic(*, slots: int = 1, capacity: int = 3, day: date = DAY, department=None):

@@ -96,7 +96,8 @@ def test_id_numbers_are_only_ever_serialised_masked():
 
 def test_times_are_serialised_in_shanghai():
     start = datetime(2031, 3, 12, 1, 0, tzinfo=timezone.utc)
-    slot = SimpleNamespace(start_at=start, end_at=start + timedelta(minutes=30), doctor=SimpleNamespace(name="李", title="专家"))
+    slot = SimpleNamespace(start_at=start, end_at=start + timedelta(minutes=30),
+                           doctor=SimpleNamespace(name="李", title="专家"))
     appointment = SimpleNamespace(id=1, slot_id=1, seat_no=1, status="booked", slot=slot,
                                   department=SimpleNamespace(name="内科", hospital=SimpleNamespace(name="社区医院")),
                                   patient=SimpleNamespace(id=1, name="王", id_number_last4="0000"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-import pytest
+
 from sqlalchemy import select
 
 from app.extensions import db

@@ -180,3 +180,15 @@ def test_queue_filters_by_priority_category_and_text(street, ticket):
     assert [t.id for t in tickets.queue(staff=staff, search="噪音")] == [ticket.id]
     with pytest.raises(ValidationFailed):
         tickets.queue(staff=staff, view="everything")
+
+
+def test_the_message_that_opened_the_ticket_shows_once(session, street, conversation):
+    staff = StaffFactory(street=street)
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      text="我要投诉", created_at=utcnow() - timedelta(seconds=1))
+    session.add(message)
+    session.flush()
+    ticket = tickets.open_ticket(street_id=street.id, source="bot", subject="投诉", conversation_id=conversation.id)
+    tickets.add_event(ticket_id=ticket.id, kind="message_in", body="我要投诉", data={"message_id": message.id})
+    bodies = [e["body"] for e in tickets.timeline(ticket_id=ticket.id, staff=staff)]
+    assert bodies.count("我要投诉") == 1

@@ -12,7 +12,7 @@ bp = APIBlueprint("internal", __name__, url_prefix="/api/internal", tag="Interna
 
 
 @bp.before_request
-def _require_service_token():
+def require_service_token():
     expected = current_app.config["BOT_SERVICE_TOKEN"]
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     # Constant-time comparison: the token guards bookings and help alerts.

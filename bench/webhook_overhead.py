@@ -1,0 +1,174 @@
+"""Webhook overhead: what Linli's WeChat path adds on top of the bot's own answer.
+
+Measured with wrk (apt package `wrk`) on this machine, in one run:
+  baseline  POST to a stub Rasa REST channel that answers instantly (the bot's own cost, near zero)
+  webhook   POST /wechat (signed plaintext text messages, unique MsgIds) to the app under gunicorn, whose
+            bot is that same stub: signature, XML, dedup, storage, routing, the bot call, the passive reply
+at 1 and 20 concurrent connections (senders). Prints p50/p99 latency, messages/s and the ratios.
+
+Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (10).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.request import urlopen
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKEN = "bench-wechat-token"
+SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, none over the flood limit
+
+WECHAT_LUA = r"""
+local counter = 0
+local prefix = tostring(os.time()) .. tostring(math.random(100000, 999999))
+function request()
+  counter = counter + 1
+  local sender = "oBench" .. tostring(counter % %SENDERS%)
+  local body = "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[" .. sender ..
+    "]]></FromUserName><CreateTime>" .. os.time() .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>" ..
+    "<Content><![CDATA[社保卡怎么补办]]></Content><MsgId>" .. prefix .. tostring(counter) .. "</MsgId></xml>"
+  return wrk.format("POST", nil, {["Content-Type"] = "text/xml"}, body)
+end
+"""
+
+RASA_LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"sender": "bench", "message": "社保卡怎么补办"}'
+"""
+
+
+class InstantRasa(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Rasa's server does
+    disable_nagle_algorithm = True  # else the body waits 40 ms for a delayed ACK after the headers
+
+    def do_POST(self):  # noqa: N802
+        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        body = json.dumps([{"recipient_id": request.get("sender"), "text": "请带身份证到社区服务中心补办。"}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_rasa(port: int) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", port), InstantRasa)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urlopen(url, timeout=1)
+            return
+        except Exception as exc:  # noqa: BLE001 (any answer, even 4xx, means it is up)
+            if getattr(exc, "code", None):
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, script: str, connections: int, seconds: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(["wrk", "-t", str(min(connections, 4)), "-c", str(connections), "-d", f"{seconds}s",
+                              "--latency", "-s", f.name, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    return {"p50": _ms(out, "50%"), "p99": _ms(out, "99%"),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "errors": _errors(out)}
+
+
+def _ms(out: str, pct: str) -> float:
+    value, unit = re.search(rf"^\s*{re.escape(pct)}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _errors(out: str) -> int:
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+
+
+def signed_query() -> str:
+    from wechatpy.utils import WeChatSigner
+
+    ts, nonce = str(int(time.time())), "benchnonce"
+    signer = WeChatSigner()
+    signer.add_data(TOKEN, ts, nonce)
+    return f"signature={signer.signature}&timestamp={ts}&nonce={nonce}"
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-rasa":
+        serve_rasa(int(sys.argv[2]))
+        return 0
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 1
+    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
+    env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test"),
+           "REDIS_URL": os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"),
+           "WECHAT_TOKEN": TOKEN, "ENV": "development", "FLASK_APP": "wsgi"}
+    rasa_port, app_port = free_port(), free_port()
+    env["RASA_URL"] = f"http://127.0.0.1:{rasa_port}"
+    subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    procs = [
+        subprocess.Popen([sys.executable, __file__, "--serve-rasa", str(rasa_port)], cwd=ROOT),
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "4", "-k", "gthread", "--threads", "8",
+                          "-b", f"127.0.0.1:{app_port}", "--log-level", "warning", "wsgi:app"],
+                         cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        wait_for(f"http://127.0.0.1:{rasa_port}/")
+        wait_for(f"http://127.0.0.1:{app_port}/healthz")
+        rasa_url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
+        app_url = f"http://127.0.0.1:{app_port}/wechat?{signed_query()}"
+        wechat_lua = WECHAT_LUA.replace("%SENDERS%", str(SENDERS))
+        wrk(app_url, wechat_lua, 4, 3)  # warm-up: connection pools, first residents, imports
+        rows = []
+        for connections in (1, 20):
+            base = wrk(rasa_url, RASA_LUA, connections, seconds)
+            hook = wrk(app_url, wechat_lua, connections, seconds)
+            rows.append((connections, base, hook))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn 4 workers x 8 threads")
+    print(f"{'senders':>7} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
+    for connections, base, hook in rows:
+        for name, r in (("stub bot alone", base), ("WeChat webhook", hook)):
+            print(f"{connections:>7} | {name:<22} | {r['p50']:>7.2f} | {r['p99']:>7.2f} | {r['rps']:>8.0f} | {r['errors']}")
+        print(f"{connections:>7} | {'added by the webhook':<22} | {hook['p50'] - base['p50']:>7.2f} | "
+              f"{hook['p99'] - base['p99']:>7.2f} | ratio of throughput {hook['rps'] / base['rps']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
