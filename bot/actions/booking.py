@@ -86,12 +86,6 @@ class ValidateBookingForm(FormValidationAction):
             result["session"] = session
         return result
 
-    async def validate_session(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        session = value if value in ("morning", "afternoon") else parsing.parse_session(str(value))
-        return {"session": session, "slot_choice": None, "confirm_booking": None}
-
     async def validate_slot_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
@@ -128,6 +122,12 @@ class ValidateBookingForm(FormValidationAction):
         return {"confirm_booking": True, "booked_appointment_id": str(appointment["id"])}
 
 
+def _session(tracker: Tracker) -> Optional[str]:
+    """The half day the resident asked for; the slot holds their words (下午) or, from a date, the key."""
+    said = tracker.get_slot("session")
+    return said if said in ("morning", "afternoon") else parsing.parse_session(said)
+
+
 def _slot_id(tracker: Tracker) -> Any:
     raw = tracker.get_slot("slot_choice")
     return int(raw) if str(raw).isdigit() else raw
@@ -143,7 +143,7 @@ class ActionAskSlotChoice(Action):
         department, day = tracker.get_slot("department"), tracker.get_slot("date")
         try:
             slots = await LinliApi.from_env().list_slots(
-                sender=tracker.sender_id, department=department, date=day, session=tracker.get_slot("session")
+                sender=tracker.sender_id, department=department, date=day, session=_session(tracker)
             )
         except (ApiError, ApiUnavailable):
             dispatcher.utter_message(response="utter_app_unavailable")

@@ -1,8 +1,9 @@
 """Fails on any `rasa data validate` warning except those Rasa's validator cannot see through.
 
 Known and accepted:
-- responses "not used in any story or rule" that custom actions or forms do use: the validator only
-  looks at stories and rules, not at dispatcher.utter_message(response=...) or utter_ask_<slot>;
+- responses "not used in any story or rule" that custom actions, forms or Rasa's default fallback do
+  use: the validator only looks at stories and rules, not at dispatcher.utter_message(response=...),
+  utter_ask_<slot> or utter_default;
 - "duplicated intents ... faq": Rasa 3.6 merges the retrieval intent from the NLU data into the domain
   and reports the faq intent declared in domain.yml as a duplicate.
 """
@@ -23,6 +24,7 @@ def used_outside_stories() -> set[str]:
     domain = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))
     for form in (domain.get("forms") or {}).values():
         names |= {f"utter_ask_{slot}" for slot in form.get("required_slots", [])}
+    names.add("utter_default")  # uttered by Rasa's own action_default_fallback
     if 'f"utter_faq/{topic}"' in code:
         names.add("utter_faq")  # the short FAQ texts, used when the app has no answer
     return names

@@ -331,3 +331,20 @@ def test_client_sends_the_service_token(fake_app, monkeypatch):
     with pytest.raises(ApiError) as error:
         run(LinliApi.from_env().list_departments())
     assert error.value.status == 401 and error.value.code == "unauthorized"
+
+
+def test_faq_with_an_unsure_topic_asks_to_rephrase_as_a_first_fallback(fake_app):
+    selector = {"faq": {"response": {"intent_response_key": "faq/bulky_waste", "confidence": 0.12}}}
+    tracker = make_tracker(text="那个东西怎么弄", intent="faq", response_selector=selector)
+    dispatcher = CollectingDispatcher()
+    events = run(ActionAnswerFaq().run(dispatcher, tracker, {}))
+    assert dispatcher.messages == []
+    assert events == [{"event": "followup", "timestamp": None, "name": "utter_please_rephrase"}]
+
+
+def test_faq_with_an_unsure_topic_inside_the_form_just_asks_to_rephrase(fake_app):
+    selector = {"faq": {"response": {"intent_response_key": "faq/bulky_waste", "confidence": 0.12}}}
+    tracker = make_tracker(text="那个东西怎么弄", intent="faq", response_selector=selector, active_loop="booking_form")
+    dispatcher = CollectingDispatcher()
+    assert run(ActionAnswerFaq().run(dispatcher, tracker, {})) == []
+    assert responses(dispatcher) == ["utter_please_rephrase"]

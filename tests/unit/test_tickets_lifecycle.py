@@ -26,7 +26,7 @@ def desk(session):
 
 def _statuses(ticket_id):
     return [(e.data or {}).get("to") for e in tickets.db.session.scalars(
-        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "status"))]
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "status").order_by(TicketEvent.id))]
 
 
 @pytest.mark.parametrize("path", [

@@ -35,7 +35,8 @@ def _message(session, conversation, text):
 
 
 def _events(session, ticket, kind):
-    return session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == kind)).all()
+    return session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == kind)
+                           .order_by(TicketEvent.id)).all()
 
 
 def test_without_a_ticket_the_bot_answers(session, conversation):

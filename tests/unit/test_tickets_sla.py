@@ -25,7 +25,7 @@ def _ticket(street, priority="normal", *, age=timedelta(0)):
 
 def _breaches(session, ticket):
     return session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
-                                                     TicketEvent.kind == "sla_breach")).all()
+                                                     TicketEvent.kind == "sla_breach").order_by(TicketEvent.id)).all()
 
 
 @pytest.mark.parametrize("priority, first, resolution", [
