@@ -54,7 +54,25 @@ class Settings:
     BOOKING_CANCEL_DEADLINE: str = "15:00"  # the day before the visit
     BOOKING_REMINDER_EVENING: str = "18:00"
     BOOKING_MAX_ACTIVE: int = 3
+    SENDER_RATE_LIMIT: str = "20/minute"  # per resident address; the first message always gets through
+    BOT_THREADS: int = 32  # bot turns running at once per web process
+    OUTBOX_RETRY_BASE_SECONDS: int = 5  # exponential backoff base, at most 6 attempts
+    OUTBOX_SEND_LEASE_SECONDS: int = 60  # a row "sending" longer than this is taken back by the sweeper
+    OUTBOX_SWEEP_GRACE_SECONDS: int = 30
     TIMEZONE: str = "Asia/Shanghai"
+    # The resident mobile API (/api/v1, docs/mobile-api.md).
+    MOBILE_ACCESS_TOKEN_SECONDS: int = 900
+    MOBILE_REFRESH_TOKEN_DAYS: int = 30
+    MOBILE_CODE_RESEND_SECONDS: int = 60
+    MOBILE_CODES_PER_PHONE_HOUR: int = 5
+    MOBILE_CODES_PER_IP_HOUR: int = 20
+    MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR: int = 10
+    MOBILE_SIGN_IN_TRIES_PER_IP_HOUR: int = 50
+    MOBILE_PHOTO_MAX_BYTES: int = 5 * 1024 * 1024
+    MOBILE_PHOTO_STORAGE: str = "local"  # "local" (MOBILE_UPLOAD_DIR) or "s3" (MOBILE_S3_BUCKET, MOBILE_S3_ENDPOINT)
+    MOBILE_UPLOAD_DIR: str = ""  # empty: <instance folder>/uploads
+    MOBILE_S3_BUCKET: str = ""
+    MOBILE_S3_ENDPOINT: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod

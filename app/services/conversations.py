@@ -27,7 +27,7 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import delivery, identities, outbox, sms_text, tickets, transports
+from app.services import identities, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
         rows = []
     if guard:
         guard.finish("outbox")
-    delivery.dispatch(outbound_ids=[row.id for row in rows])
+    outbox.dispatch(outbound_ids=[row.id for row in rows])
     return Outcome(deferred=True)
 
 

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.models import Conversation, OutboundMessage, Resident
 from app.models.base import utcnow
-from app.services import identities, sms_text, tickets, transports
+from app.services import identities, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,6 @@ UNFINISHED = ("pending", "sending")
 
 class Undeliverable(Exception):
     """This row can never reach the resident on its channel (unsubscribed, opted out, no fallback)."""
-
-
-def dispatch(*, outbound_ids: list[int]) -> None:
-    """Queue delivery of committed rows (RQ job ids allow only letters, digits, "_" and "-")."""
-    from app.jobs.outbox import deliver_outbound
-
-    for outbound_id in outbound_ids:
-        enqueue("outbound", deliver_outbound, outbound_id, job_id=f"deliver-{outbound_id}")
 
 
 def _setting(name: str, default: float) -> float:
@@ -152,7 +144,7 @@ def _reroute_to_sms(row: OutboundMessage, error: str, *, now: datetime) -> str:
     row.next_attempt_at = now
     row.last_error = error + " -> rerouted to SMS"
     db.session.commit()
-    dispatch(outbound_ids=[row.id])
+    outbox.dispatch(outbound_ids=[row.id])
     return "rerouted"
 
 
@@ -191,7 +183,7 @@ def _kick_next(conversation_id: int) -> None:
         .order_by(OutboundMessage.sequence).limit(1)
     )
     if next_id is not None:
-        dispatch(outbound_ids=[next_id])
+        outbox.dispatch(outbound_ids=[next_id])
 
 
 def record_status(*, external_id: str, status: str, error_code: str | None = None) -> str | None:
@@ -229,5 +221,5 @@ def sweep(*, now: datetime | None = None, limit: int = 500) -> int:
         .order_by(OutboundMessage.conversation_id, OutboundMessage.sequence).limit(limit)
     ))
     ids = sorted(set(recovered) | set(overdue))
-    dispatch(outbound_ids=ids)
+    outbox.dispatch(outbound_ids=ids)
     return len(ids)

@@ -69,7 +69,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_the_next_one_sends_each_mes
     rows = [outbox.stage_message(conversation_id=c.id, body=f"{c.address}-第{k}条")
             for k in range(PER_CONVERSATION) for c in conversations]
     db.session.commit()
-    delivery.dispatch(outbound_ids=[r.id for r in rows])
+    outbox.dispatch(outbound_ids=[r.id for r in rows])
 
     first = start_worker(app, wechat_stub, burst=False)
     try:
