@@ -64,7 +64,7 @@ def _optional_blueprints():
     """Blueprints of the domain modules; each module exposes `bp`."""
     import importlib
 
-    for name in ("app.api.booking", "app.api.devices", "app.channels.wechat", "app.channels.sms",
+    for name in ("app.api.booking", "app.api.devices", "app.api.v1", "app.channels.wechat", "app.channels.sms",
                  "app.channels.voice", "app.console"):
         try:
             module = importlib.import_module(name)

@@ -171,7 +171,7 @@ class HelpContactFactory(Base):
     class Meta:
         model = HelpContact
 
-    resident = None
+    resident_id = factory.LazyFunction(lambda: ResidentFactory(is_elderly=True).id)
     position = factory.Sequence(lambda n: n + 1)
     name = factory.Sequence(lambda n: f"联系人{n}")
     phone = factory.Sequence(lambda n: f"+86137{n:08d}")

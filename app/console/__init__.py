@@ -9,6 +9,7 @@ bp.uses_csrf = True
 
 # Route modules attach themselves to `bp`; imported last so they see it.
 from app.console import access, auth, knowledge, queue, simulator, team, ticket_detail  # noqa: E402,F401
+from app.console import reports  # noqa: E402,F401
 
 try:  # the help board is written alongside; the console works without it
     from app.console import help_board  # noqa: F401

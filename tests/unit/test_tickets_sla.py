@@ -129,3 +129,13 @@ def test_the_breached_view_lists_only_breached_open_tickets(session, street):
     sla.check_breaches()
     assert [t.id for t in tickets.queue(staff=staff, view="breached")] == [late.id]
     assert tickets.queue_counts(staff=staff)["breached"] == 1
+
+
+def test_the_ticker_sweeps_breaches_every_minute():
+    from app.jobs import tickets as ticket_jobs  # noqa: F401  (registers the periodic tasks)
+    from app.jobs.periodic import PERIODIC_TASKS
+
+    periods = {t.name: t.every_seconds for t in PERIODIC_TASKS}
+    assert periods["flag_sla_breaches"] == 60
+    assert periods["offer_unassigned_tickets"] == 60
+    assert "close_resolved_tickets" in periods

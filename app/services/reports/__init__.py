@@ -82,10 +82,20 @@ def run(*, name: str, scope: Scope) -> dict:
     if module is None:
         raise NotFound("没有这个报表", code="report_not_found")
     data = module.report(scope=scope)
+    community = (db.session.scalar(select(Community.name).where(Community.id == scope.community_id))
+                 if scope.community_id is not None else None)
     return {"report": name, "title": TITLES[name], "start": scope.start.isoformat(), "end": scope.end.isoformat(),
-            "community_id": scope.community_id, **data}
+            "community_id": scope.community_id, "community": community, **data}
 
 
 def sections(*, name: str, data: dict):
     """The figures of `run` as titled tables, in the order the CSV shows them."""
     return _registry()[name].sections(data)
+
+
+def to_csv(*, name: str, data: dict) -> str:
+    """The report as CSV text (BOM first), headed by its title and filters."""
+    from app.services.reports.export import to_csv as write
+
+    scope_line = f"{data['start']} 至 {data['end']}" + (f"，{data['community']}" if data["community"] else "，全部社区")
+    return write(title=data["title"], scope_line=scope_line, sections=sections(name=name, data=data))

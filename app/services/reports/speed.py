@@ -10,6 +10,7 @@ from app.models.tickets import TICKET_PRIORITIES
 from app.services.reports._sql import count_if, percentiles, ratio, seconds_between
 from app.services.reports.export import Section, minutes, percent
 from app.services.reports.volume import ticket_filter
+from app.services.tickets import CATEGORY_LABELS
 
 PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
 BREACH_LIST_LIMIT = 100
@@ -36,7 +37,8 @@ def report(*, scope) -> dict:
     total = sum(p["tickets"] for p in by_priority)
     breached = sum(s["any_breached"] for s in sla.values())
     return {"by_priority": by_priority, "tickets": total, "breached": breached,
-            "sla_compliance": ratio(total - breached, total), "breaches": _breaches(where)}
+            "sla_compliance": ratio(total - breached, total), "breaches": _breaches(where),
+            "category_labels": CATEGORY_LABELS}
 
 
 def _sla(where) -> dict:
@@ -70,7 +72,8 @@ def sections(data: dict) -> list[Section]:
         Section("按优先级", ["优先级", "工单数", "首次响应中位数（分钟）", "首次响应P90（分钟）", "解决用时中位数（分钟）",
                           "解决用时P90（分钟）", "首次响应超时", "解决超时", "SLA达标率"], rows),
         Section("超时工单", ["工单号", "标题", "优先级", "类别", "状态", "创建时间(UTC)", "首次响应超时", "解决超时", "处理人"],
-                [[b["id"], b["subject"], PRIORITY_LABELS.get(b["priority"], b["priority"]), b["category"], b["status"],
+                [[b["id"], b["subject"], PRIORITY_LABELS.get(b["priority"], b["priority"]),
+                  data["category_labels"].get(b["category"], b["category"]), b["status"],
                   b["created_at"], "是" if b["first_response_breached"] else "", "是" if b["resolution_breached"] else "",
                   b["assignee"] or ""] for b in data["breaches"]]),
     ]

@@ -1,0 +1,97 @@
+"""The bot: how many conversations it finished on its own, how often it handed over or did not
+understand, what it was asked without an answer, and which FAQ topics it used.
+
+A conversation is counted per day (a conversation-day): the thread a resident keeps on a channel is
+one row for years, but a day of writing is what "finished without a person" can be judged on.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from sqlalchemy import and_, case, func, select
+
+from app.extensions import db
+from app.models import Conversation, FaqArticle, Message, Ticket
+from app.services.reports._sql import count_if, in_range, local_day, ratio, scoped_resident_ids
+from app.services.reports.export import Section, percent
+from app.services.reports.unanswered import FALLBACK_INTENT, top_unanswered
+
+FAQ_TOP = 15
+
+
+def report(*, scope) -> dict:
+    sessions = _sessions(scope)
+    fallback = _fallback(scope)
+    return {
+        "conversations": sessions.total,
+        "contained": sessions.total - sessions.escalated,
+        "escalated": sessions.escalated,
+        "handed_off": sessions.handed_off,
+        "containment_rate": ratio(sessions.total - sessions.escalated, sessions.total),
+        "handoff_rate": ratio(sessions.handed_off, sessions.total),
+        "classified_messages": fallback.classified,
+        "fallback_messages": fallback.fallback,
+        "fallback_rate": ratio(fallback.fallback, fallback.classified),
+        "unanswered": top_unanswered(scope=scope),
+        "faq": _faq(),
+    }
+
+
+def _resident_messages(scope) -> list:
+    return [in_range(Message.created_at, scope), Message.author == "resident",
+            Message.conversation_id.in_(
+                select(Conversation.id).where(Conversation.resident_id.in_(scoped_resident_ids(scope))))]
+
+
+def _sessions(scope) -> SimpleNamespace:
+    """Conversation-days with resident messages, and those on which a ticket was opened for the conversation.
+
+    Escalated = any ticket that day (a person took over); handed off = the bot itself opened it (source
+    "bot": the resident asked it for a person, it kept failing, or it was down).
+    """
+    day = local_day(Message.created_at)
+    talked = (select(Message.conversation_id.label("conversation_id"), day.label("day"))
+              .where(*_resident_messages(scope)).group_by(Message.conversation_id, day).subquery())
+    ticket_day = local_day(Ticket.created_at)
+    opened = (select(Ticket.conversation_id.label("conversation_id"), ticket_day.label("day"),
+                     func.max(case((Ticket.source == "bot", 1), else_=0)).label("by_bot"))
+              .where(Ticket.conversation_id.is_not(None), Ticket.street_id == scope.street_id,
+                     in_range(Ticket.created_at, scope))
+              .group_by(Ticket.conversation_id, ticket_day).subquery())
+    row = db.session.execute(
+        select(func.count().label("total"),
+               count_if(opened.c.conversation_id.is_not(None)).label("escalated"),
+               count_if(opened.c.by_bot == 1).label("handed_off"))
+        .select_from(talked)
+        .outerjoin(opened, and_(opened.c.conversation_id == talked.c.conversation_id, opened.c.day == talked.c.day))
+    ).one()
+    return SimpleNamespace(total=row.total, escalated=row.escalated or 0, handed_off=row.handed_off or 0)
+
+
+def _fallback(scope) -> SimpleNamespace:
+    """Of the resident messages the bot classified (intent set), the share it fell back on."""
+    row = db.session.execute(
+        select(func.count().label("classified"), count_if(Message.intent == FALLBACK_INTENT).label("fallback"))
+        .where(*_resident_messages(scope), Message.intent.is_not(None))).one()
+    return SimpleNamespace(classified=row.classified, fallback=row.fallback or 0)
+
+
+def _faq() -> list[dict]:
+    """FAQ topics by use. `uses` is a lifetime counter shared by all streets, so the filters do not apply."""
+    stmt = (select(FaqArticle.topic, FaqArticle.title, FaqArticle.uses)
+            .order_by(FaqArticle.uses.desc(), FaqArticle.topic).limit(FAQ_TOP))
+    return [{"topic": r.topic, "title": r.title, "uses": r.uses} for r in db.session.execute(stmt)]
+
+
+def sections(data: dict) -> list[Section]:
+    return [
+        Section("机器人", ["会话（人·天）", "机器人独立完成", "独立完成率", "转人工", "转人工率", "已识别消息", "未理解消息",
+                        "未理解率"],
+                [[data["conversations"], data["contained"], percent(data["containment_rate"]), data["handed_off"],
+                  percent(data["handoff_rate"]), data["classified_messages"], data["fallback_messages"],
+                  percent(data["fallback_rate"])]]),
+        Section("未能回答的问题（相似问题合并）", ["问题", "次数", "相似问法", "最近一次(UTC)"],
+                [[u["question"], u["count"], " / ".join(u["examples"]), u["last_at"]] for u in data["unanswered"]]),
+        Section("常见问题使用次数（累计，不受筛选影响）", ["主题", "标题", "使用次数"],
+                [[f["topic"], f["title"], f["uses"]] for f in data["faq"]]),
+    ]

@@ -1,0 +1,94 @@
+"""Helpers shared by the reliability tests (no tests here): seeded worlds, polling, a stoppable bot."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from app.extensions import db
+from app.models import HelpContact, Message, OutboundMessage, Ticket
+from app.services.booking_calendar import SHANGHAI
+from tests.factories import (
+    ChannelIdentityFactory, CommunityFactory, ConversationFactory, DoctorFactory, FaqArticleFactory,
+    HelpDeviceFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory,
+    StreetFactory,
+)
+
+SERVICE_TOKEN = "test-bot-token"  # tests/conftest.py TEST_SETTINGS
+AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+PUBLIC = "http://linli.test"  # PUBLIC_BASE_URL in tests/conftest.py
+TWILIO_TOKEN = "reliability-twilio-token"
+
+
+def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "the condition"):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def twilio_signature(url: str, params: dict, token: str = TWILIO_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+@dataclass
+class World:
+    """One street with a resident who can book, ask for help and talk to the bot; ids for fuzzers to aim at."""
+
+    street_id: int
+    resident_id: int
+    sender: str
+    patient_id: int
+    slot_ids: list[int]
+    department: str
+    faq_topic: str
+    device_uid: str
+    device_secret: str
+    staff_id: int
+    extra: dict = field(default_factory=dict)
+
+
+def seed_world(*, prefix: str = "w") -> World:
+    """Commit a small, complete street: bookable slots, an FAQ article, a help chain with a device."""
+    street = StreetFactory()
+    community = CommunityFactory(street=street)
+    resident = ResidentFactory(community=community)
+    ChannelIdentityFactory(resident=resident, channel="wechat", external_id=f"o{prefix}Resident0001")
+    conversation = ConversationFactory(resident=resident, channel="wechat", address=f"o{prefix}Resident0001")
+    patient = PatientFactory(resident=resident, relation="self")
+    visit_day = datetime.now(SHANGHAI).date() + timedelta(days=3)
+    doctor = DoctorFactory()
+    slots = [SlotFactory(doctor=doctor, department=doctor.department, day=visit_day,
+                         at=datetime.strptime(f"{9 + n}:00", "%H:%M").time(), capacity=2) for n in range(3)]
+    article = FaqArticleFactory()
+    db.session.add(HelpContact(resident_id=resident.id, position=1, name="值班组", phone=None, channels="voice",
+                               relation="staff"))
+    device = HelpDeviceFactory(resident_id=resident.id, secret="fuzz-device-secret")
+    staff = StaffFactory(street=street)
+    db.session.commit()
+    return World(street_id=street.id, resident_id=resident.id, sender=conversation.bot_sender, patient_id=patient.id,
+                 slot_ids=[s.id for s in slots], department=doctor.department.name, faq_topic=article.topic,
+                 device_uid=device.device_uid, device_secret="fuzz-device-secret", staff_id=staff.id)
+
+
+def counts() -> dict[str, int]:
+    """Row counts of what a fault must never lose or double."""
+    db.session.expire_all()
+    return {
+        "in": db.session.scalar(select(func.count(Message.id)).where(Message.direction == "in")),
+        "out": db.session.scalar(select(func.count(Message.id)).where(Message.direction == "out")),
+        "outbox": db.session.scalar(select(func.count(OutboundMessage.id))),
+        "tickets": db.session.scalar(select(func.count(Ticket.id))),
+    }
+
+
+def today() -> date:
+    return datetime.now(SHANGHAI).date()

@@ -1,0 +1,204 @@
+"""Every operation of /openapi.json under schemathesis: generated valid and invalid requests never get a 500,
+and every answer matches the documented status codes, content type and response schema.
+
+Requests carry the service token (the token itself is proven in test_authorization_sweep.py). Half of the
+well-formed requests are aimed at rows that exist (the seeded resident, sender, slots, device), so the fuzzer
+reaches the services and their database work instead of stopping at 404.
+
+Defects the fuzzer found that are not fixed yet each have a strict xfail test at the end of this module; the
+generated cases are steered around them (`_avoid_known_bugs`) so the sweep keeps proving everything else.
+When a fix lands, its xfail test fails (strict): delete that test's xfail mark and the matching workaround.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance, unsupported_method
+
+from app.services.help_devices import sign
+from tests.reliability.support import AUTH, World, seed_world
+
+MAX_EXAMPLES = 25
+INT4_MAX = 2**31 - 1  # PostgreSQL `integer`, the type of every id column
+
+
+@pytest.fixture
+def world(app, committed) -> World:
+    return seed_world(prefix="fuzz")
+
+
+@pytest.fixture
+def api_schema(app, world):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    schema.config.generation.update(max_examples=MAX_EXAMPLES,
+                                    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+def _aim(case, world: World) -> None:
+    """Point about half of the well-formed cases at seeded rows (chosen by a hash: reproducible)."""
+    if zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode()) % 2:
+        return
+    ids = {"resident_id": world.resident_id, "patient_id": world.patient_id}
+    for name, value in (case.path_parameters or {}).items():
+        if name in ids and isinstance(value, int):
+            case.path_parameters[name] = ids[name]
+        if name == "topic" and isinstance(value, str):
+            case.path_parameters[name] = world.faq_topic
+    for holder in (case.query, case.body):
+        if not isinstance(holder, dict):
+            continue
+        if isinstance(holder.get("sender"), str):
+            holder["sender"] = world.sender
+        if isinstance(holder.get("slot_id"), int):
+            holder["slot_id"] = world.slot_ids[abs(holder["slot_id"]) % len(world.slot_ids)]
+        if isinstance(holder.get("department"), str):
+            holder["department"] = world.department
+        if isinstance(holder.get("resident_id"), int):
+            holder["resident_id"] = world.resident_id
+
+
+def _sign_press(case, world: World) -> None:
+    """A help button press reaches the service only when signed with the device's secret."""
+    body = case.body
+    if not (isinstance(body, dict) and isinstance(body.get("press_id"), str)
+            and type(body.get("timestamp")) is int):
+        return
+    case.path_parameters["device_uid"] = world.device_uid
+    if zlib.crc32(body["press_id"].encode()) % 2 == 0:
+        body["timestamp"] = int(time.time())  # fresh: an alert is really raised (and joined by later presses)
+    case.headers["X-Linli-Signature"] = sign(world.device_secret, world.device_uid, body["press_id"],
+                                             body["timestamp"])
+
+
+def _clean(value):
+    """`value` with ids clamped into PostgreSQL's integer and NUL characters removed (known bugs 1 and 2)."""
+    if type(value) is int:
+        return max(-INT4_MAX, min(value, INT4_MAX))
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _avoid_known_bugs(case) -> None:
+    for name in ("path_parameters", "query", "body"):
+        current = getattr(case, name)
+        if isinstance(current, (dict, list, str, int)):
+            setattr(case, name, _clean(current))
+
+
+def _undecodable_json(response) -> bool:
+    """Known bug 3: a body that is not JSON gets an undocumented 400 (in the documented error shape)."""
+    if response.status_code != 400:
+        return False
+    try:
+        return response.json()["error"]["code"] == "bad_request"
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+@schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_no_operation_answers_500_or_breaks_its_schema(case, world):
+    if case.meta is None or not case.meta.generation.mode.is_negative:
+        _aim(case, world)
+    if case.operation.path == "/api/devices/{device_uid}/alerts":
+        _sign_press(case, world)
+    _avoid_known_bugs(case)
+
+    response = case.call(headers=AUTH)
+    # /healthz answers a documented 503 while the bot is down (it is: no bot runs here); nothing else may 5xx.
+    allowed_5xx = {503} if case.operation.path == "/healthz" else set()
+    assert response.status_code < 500 or response.status_code in allowed_5xx, \
+        f"{case.operation.label} answered {response.status_code}: {response.text[:300]}"
+    excluded = [
+        # Undeclared methods: test_undeclared_methods_answer_405_with_allow below.
+        unsupported_method,
+        # Rules beyond the schema refuse some schema-valid input with a documented 4xx JSON error (a 31-day
+        # search window, a chain of 1 to 10 contacts, a patient record needed before booking).
+        positive_data_acceptance,
+    ]
+    if _undecodable_json(response):
+        excluded.append(status_code_conformance)
+    from schemathesis.checks import not_a_server_error  # replaced by the assertion above (documented 503)
+
+    excluded.append(not_a_server_error)
+    case.validate_response(response, headers=AUTH, excluded_checks=excluded)
+
+
+# --- defects found by the fuzzer, open until fixed (strict: a fix makes these fail until unmarked) ---------
+
+@pytest.mark.xfail(strict=True, reason="bug 1: an id beyond PostgreSQL's integer reaches the database: 500 "
+                                       "(app/errors.py has no DataError handler; <int:> converters are unbounded)")
+@pytest.mark.parametrize("method, url, body", [
+    ("get", "/api/booking/residents/4876320490787196624/appointments", None),
+    ("get", "/api/booking/residents/{resident}/appointments?patient_id=99999999999", None),
+    ("post", "/api/booking/residents/{resident}/appointments/99999999999/cancel", None),
+    ("post", "/api/internal/appointments", {"sender": "{sender}", "slot_id": 99999999999}),
+])
+def test_an_out_of_range_id_is_a_4xx_not_a_500(app, client, world, method, url, body):
+    url = url.format(resident=world.resident_id)
+    if body:
+        body = {k: (v.format(sender=world.sender) if isinstance(v, str) else v) for k, v in body.items()}
+    response = getattr(client, method)(url, json=body, headers=AUTH)
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+
+
+@pytest.mark.xfail(strict=True, reason="bug 2: a NUL character in a string reaches PostgreSQL, which refuses it: "
+                                       "500 (no input layer strips or refuses \\x00; no DataError handler)")
+@pytest.mark.parametrize("method, url, body", [
+    ("get", "/api/internal/faq/a%00b", None),
+    ("post", "/api/internal/handoff", {"sender": "{sender}", "reason": "handoff", "text": "求助\x00"}),
+])
+def test_a_nul_character_is_a_4xx_not_a_500(app, client, world, method, url, body):
+    if body:
+        body = {k: v.format(sender=world.sender) if k == "sender" else v for k, v in body.items()}
+    response = getattr(client, method)(url, json=body, headers=AUTH)
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+
+
+@pytest.mark.xfail(strict=True, reason="bug 3: a request body that is not JSON gets 400, which no operation "
+                                       "documents (they document 422 for bad input)")
+def test_a_body_that_is_not_json_gets_a_documented_status(app, client, world):
+    spec = client.get("/openapi.json").get_json()
+    documented = spec["paths"]["/api/internal/handoff"]["post"]["responses"]
+    response = client.post("/api/internal/handoff", data=b"\x00{", content_type="application/json", headers=AUTH)
+    assert str(response.status_code) in documented
+
+
+@pytest.mark.xfail(strict=True, reason="bug 4: the documented error schemas (apiflask's HTTPError and "
+                                       "ValidationError: detail + message) do not describe the real body "
+                                       "{error: {code, message, details}}; nothing in the document requires it")
+def test_the_documented_error_schema_is_the_real_error_body(app, client):
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    for name in ("HTTPError", "ValidationError"):
+        assert "error" in schemas[name].get("properties", {}), name
+        assert "error" in schemas[name].get("required", []), name
+
+
+@pytest.mark.xfail(strict=True, reason="bug 5: request bodies are not marked required in /openapi.json, so a "
+                                       "client reading it may send none and get 422")
+def test_request_bodies_that_are_required_are_documented_as_required(app, client):
+    spec = client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/api/internal/appointments/{appointment_id}/reschedule"]["post"]
+    assert operation["requestBody"].get("required") is True
+
+
+@pytest.mark.xfail(strict=True, reason="bug 6: 405 answers lose their Allow header (app/errors.py _http drops "
+                                       "exc.get_headers())")
+def test_undeclared_methods_answer_405_with_allow(app, client):
+    response = client.open("/api/internal/departments", method="TRACE", headers=AUTH)
+    assert response.status_code == 405
+    assert "GET" in response.headers.get("Allow", "")
