@@ -109,3 +109,15 @@ def test_booking_rules_answer_with_their_own_codes(client, resident, slots):
     client.post("/api/v1/appointments", headers=idem(resident), json={"slot_id": slots[0]})
     again = client.post("/api/v1/appointments", headers=idem(resident), json={"slot_id": slots[1]})
     assert error_code(again, 409) == "daily_limit"
+
+
+def test_a_duplicate_arriving_while_the_first_is_still_running_is_refused_not_run(session, resident):
+    from app.errors import Conflict
+    from app.services import idempotency
+
+    digest = idempotency.fingerprint("POST", "/api/v1/appointments", '{"slot_id":1}')
+    reserved = idempotency.reserve(resident_id=resident["resident_id"], key="in-flight", fingerprint=digest)
+    assert isinstance(reserved, int)
+    with pytest.raises(Conflict) as caught:
+        idempotency.reserve(resident_id=resident["resident_id"], key="in-flight", fingerprint=digest)
+    assert caught.value.code == "idempotency_key_in_use"

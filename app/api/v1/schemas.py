@@ -178,7 +178,7 @@ class ChainOut(Schema):
 class AlertOut(Schema):
     id = Integer()
     status = String()
-    status_label = Function(lambda a: ALERT_LABELS.get(a.status, a.status))
+    status_label = Function(lambda a: ALERT_LABELS.get(a["status"], a["status"]))
     source = String()
     created_at = LocalDateTime()
     accepted_at = LocalDateTime(allow_none=True)

@@ -20,38 +20,38 @@ FAQ_TOP = 15
 
 
 def report(*, scope) -> dict:
-    sessions = _sessions(scope)
-    fallback = _fallback(scope)
+    s = _sessions(scope)
     return {
-        "conversations": sessions.total,
-        "contained": sessions.total - sessions.escalated,
-        "escalated": sessions.escalated,
-        "handed_off": sessions.handed_off,
-        "containment_rate": ratio(sessions.total - sessions.escalated, sessions.total),
-        "handoff_rate": ratio(sessions.handed_off, sessions.total),
-        "classified_messages": fallback.classified,
-        "fallback_messages": fallback.fallback,
-        "fallback_rate": ratio(fallback.fallback, fallback.classified),
+        "conversations": s.total,
+        "contained": s.total - s.escalated,
+        "escalated": s.escalated,
+        "handed_off": s.handed_off,
+        "containment_rate": ratio(s.total - s.escalated, s.total),
+        "handoff_rate": ratio(s.handed_off, s.total),
+        "classified_messages": s.classified,
+        "fallback_messages": s.fallback,
+        # Of the resident messages the bot classified (intent set; none in human mode), the share it fell back on.
+        "fallback_rate": ratio(s.fallback, s.classified),
         "unanswered": top_unanswered(scope=scope),
         "faq": _faq(),
     }
 
 
-def _resident_messages(scope) -> list:
-    return [in_range(Message.created_at, scope), Message.author == "resident",
-            Message.conversation_id.in_(
-                select(Conversation.id).where(Conversation.resident_id.in_(scoped_resident_ids(scope))))]
-
-
 def _sessions(scope) -> SimpleNamespace:
-    """Conversation-days with resident messages, and those on which a ticket was opened for the conversation.
+    """Conversation-days with resident messages, and those on which a ticket was opened for the conversation,
+    with the fallback counts gathered in the same pass over the messages (a year of them is the cost here).
 
     Escalated = any ticket that day (a person took over); handed off = the bot itself opened it (source
     "bot": the resident asked it for a person, it kept failing, or it was down).
     """
     day = local_day(Message.created_at)
-    talked = (select(Message.conversation_id.label("conversation_id"), day.label("day"))
-              .where(*_resident_messages(scope)).group_by(Message.conversation_id, day).subquery())
+    talked = (select(Message.conversation_id.label("conversation_id"), day.label("day"),
+                     func.count(Message.intent).label("classified"),
+                     count_if(Message.intent == FALLBACK_INTENT).label("fallback"))
+              .where(in_range(Message.created_at, scope), Message.author == "resident",
+                     Message.conversation_id.in_(
+                         select(Conversation.id).where(Conversation.resident_id.in_(scoped_resident_ids(scope)))))
+              .group_by(Message.conversation_id, day).subquery())
     ticket_day = local_day(Ticket.created_at)
     opened = (select(Ticket.conversation_id.label("conversation_id"), ticket_day.label("day"),
                      func.max(case((Ticket.source == "bot", 1), else_=0)).label("by_bot"))
@@ -61,19 +61,13 @@ def _sessions(scope) -> SimpleNamespace:
     row = db.session.execute(
         select(func.count().label("total"),
                count_if(opened.c.conversation_id.is_not(None)).label("escalated"),
-               count_if(opened.c.by_bot == 1).label("handed_off"))
+               count_if(opened.c.by_bot == 1).label("handed_off"),
+               func.sum(talked.c.classified).label("classified"), func.sum(talked.c.fallback).label("fallback"))
         .select_from(talked)
         .outerjoin(opened, and_(opened.c.conversation_id == talked.c.conversation_id, opened.c.day == talked.c.day))
     ).one()
-    return SimpleNamespace(total=row.total, escalated=row.escalated or 0, handed_off=row.handed_off or 0)
-
-
-def _fallback(scope) -> SimpleNamespace:
-    """Of the resident messages the bot classified (intent set), the share it fell back on."""
-    row = db.session.execute(
-        select(func.count().label("classified"), count_if(Message.intent == FALLBACK_INTENT).label("fallback"))
-        .where(*_resident_messages(scope), Message.intent.is_not(None))).one()
-    return SimpleNamespace(classified=row.classified, fallback=row.fallback or 0)
+    return SimpleNamespace(total=row.total, escalated=row.escalated or 0, handed_off=row.handed_off or 0,
+                           classified=int(row.classified or 0), fallback=int(row.fallback or 0))
 
 
 def _faq() -> list[dict]:

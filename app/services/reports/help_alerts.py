@@ -56,7 +56,8 @@ def sections(data: dict) -> list[Section]:
     wait = data["time_to_accept"]
     return [
         Section("一键求助", ["求助数", "已接单", "接单用时中位数（分钟）", "接单用时P90（分钟）", "整条呼叫链走完"],
-                [[data["alerts"], wait["n"], minutes(wait["p50"]), minutes(wait["p90"]), data["whole_chain"]["count"]]]),
+                [[data["alerts"], wait["n"], minutes(wait["p50"]), minutes(wait["p90"]),
+                  data["whole_chain"]["count"]]]),
         Section("接单人", ["关系", "次数"], [[a["label"], a["count"]] for a in data["accepted_by"]]),
         Section("结果", ["结果", "次数"], [[o["label"], o["count"]] for o in data["outcomes"]]),
         Section("走完整条呼叫链的求助", ["编号", "居民", "时间(UTC)", "轮次", "已报警", "状态", "结果"],

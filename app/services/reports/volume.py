@@ -74,6 +74,7 @@ def sections(data: dict) -> list[Section]:
                 [[data["totals"]["conversations"], data["totals"]["tickets"], data["totals"]["help_alerts"]]]),
         Section("每日会话", ["日期", "渠道", "会话数"], [[r["day"], r["channel"], r["count"]] for r in data["conversations"]]),
         Section("每日工单", ["日期", "渠道", "类别", "工单数"],
-                [[r["day"], r["channel"], labels.get(r["category"], r["category"]), r["count"]] for r in data["tickets"]]),
+                [[r["day"], r["channel"], labels.get(r["category"], r["category"]), r["count"]]
+                 for r in data["tickets"]]),
         Section("每日一键求助", ["日期", "来源", "求助数"], [[r["day"], r["source"], r["count"]] for r in data["help_alerts"]]),
     ]
