@@ -19,6 +19,8 @@ class BotUnavailable(Exception):
 class BotClient(Protocol):
     def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]: ...
 
+    def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None: ...
+
     def status(self) -> bool: ...
 
 
@@ -51,6 +53,15 @@ class RasaRestClient:
             raise BotUnavailable(f"the bot's answer is not a list of messages: {str(answer)[:200]}")
         return answer
 
+    def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+        """The intent the bot's NLU gives `text` (Rasa's /model/parse), or None if it can't tell."""
+        try:
+            res = self._http.post(f"{self.base_url}/model/parse", json={"text": text}, timeout=timeout)
+            res.raise_for_status()
+            return ((res.json() or {}).get("intent") or {}).get("name")
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            raise BotUnavailable(f"parse failed: {exc}") from exc
+
     def status(self) -> bool:
         """True when the Rasa server answers on its root URL."""
         try:
@@ -71,8 +82,10 @@ class ScriptedBot:
     """
 
     def __init__(self, script: dict[str, Answer] | Callable[[str, str], str | list] | None = None,
-                 *, default: str | list = "", down: bool = False, delay: float = 0.0):
+                 *, default: str | list = "", down: bool = False, delay: float = 0.0,
+                 intents: dict[str, str] | None = None):
         self.script = script if script is not None else {}
+        self.intents = intents or {}
         self.default = default
         self.down = down
         self.delay = delay
@@ -95,6 +108,12 @@ class ScriptedBot:
             if callable(answer):
                 answer = answer(sender, text)
         return _as_messages(sender, answer)
+
+    def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+        """A scripted bot has no NLU; `intents` maps texts to the intent it should report."""
+        if self.down:
+            raise BotUnavailable("scripted bot is down")
+        return self.intents.get(text)
 
     def status(self) -> bool:
         return not self.down

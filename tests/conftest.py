@@ -83,8 +83,11 @@ def session(app):
 
 
 @pytest.fixture
-def committed(app):
+def committed(app, request):
     """For tests with several threads or processes: real commits, every table emptied afterwards."""
+    if "session" in request.fixturenames:
+        # The rolled-back session's open transaction would block the truncate below forever.
+        raise pytest.UsageError("a test uses either `session` or `committed`, not both")
     with app.app_context():
         yield db.session
         db.session.remove()
@@ -96,6 +99,8 @@ def truncate_all(app) -> None:
         tables = [t.name for t in db.metadata.sorted_tables]
         with db.engine.begin() as conn:
             if db.engine.dialect.name == "postgresql":
+                # A leaked transaction elsewhere must fail this test, not hang the whole suite.
+                conn.execute(text("SET LOCAL lock_timeout = '20s'"))
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             else:
                 for name in reversed(tables):
@@ -103,5 +108,8 @@ def truncate_all(app) -> None:
 
 
 @pytest.fixture
-def client(app, session):
+def client(app, request):
+    """A test client in the test's database mode: rolled back by default, real commits with `committed`."""
+    if "committed" not in request.fixturenames:
+        request.getfixturevalue("session")
     return app.test_client()

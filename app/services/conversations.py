@@ -27,7 +27,7 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import identities, outbox, sms_text, tickets, transports
+from app.services import bot_insights, identities, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,7 @@ def _bot_replies(turn: Turn, future: Future) -> list[str]:
         log.warning("bot failed for message %s: %s", turn.message_id, exc)
         _hand_to_staff(turn, reason=str(exc))
         return [APOLOGY]
+    bot_insights.classify_later(message_id=turn.message_id)
     return [text for text in (_render(m) for m in messages) if text]
 
 

@@ -195,7 +195,7 @@ def refresh(*, refresh_token: str, now: datetime | None = None) -> Tokens:
         # Used before: either the client and a thief both hold it, or a retry lost the race. Either way
         # nobody can tell which holder is genuine, so the session ends and the resident signs in again.
         db.session.rollback()
-        _revoke(select_ids=[session.id], reason="reuse", now=now)
+        _revoke(session_ids=[session.id], reason="reuse", now=now)
         log.warning("refresh token reuse; session %s revoked", session.id)
         raise Unauthorized("检测到登录凭证被重复使用，请重新登录", code="refresh_token_reused")
     session.last_used_at = now
@@ -226,19 +226,19 @@ def authenticate(*, access_token: str | None, now: datetime | None = None) -> Pr
 
 
 def sign_out(*, session_id: int, now: datetime | None = None) -> None:
-    _revoke(select_ids=[session_id], reason="sign_out", now=now or utcnow())
+    _revoke(session_ids=[session_id], reason="sign_out", now=now or utcnow())
 
 
 def sign_out_everywhere(*, resident_id: int, now: datetime | None = None) -> int:
     ids = list(db.session.scalars(select(ResidentSession.id).where(ResidentSession.resident_id == resident_id,
                                                                    ResidentSession.revoked_at.is_(None))))
-    _revoke(select_ids=ids, reason="everywhere", now=now or utcnow())
+    _revoke(session_ids=ids, reason="everywhere", now=now or utcnow())
     return len(ids)
 
 
-def _revoke(*, select_ids: list[int], reason: str, now: datetime) -> None:
-    if select_ids:
-        db.session.execute(update(ResidentSession).where(ResidentSession.id.in_(select_ids),
+def _revoke(*, session_ids: list[int], reason: str, now: datetime) -> None:
+    if session_ids:
+        db.session.execute(update(ResidentSession).where(ResidentSession.id.in_(session_ids),
                                                          ResidentSession.revoked_at.is_(None))
                            .values(revoked_at=now, revoke_reason=reason).execution_options(synchronize_session=False))
     db.session.commit()

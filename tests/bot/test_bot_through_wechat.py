@@ -104,3 +104,11 @@ def _bot_messages(resident_id: int) -> int:
     return len(db.session.scalars(
         select(Message.id).join(Conversation, Conversation.id == Message.conversation_id)
         .where(Conversation.resident_id == resident_id, Message.author == "bot")).all())
+
+
+def test_the_real_nlu_classifies_nonsense_as_fallback_for_the_reports(bot_stack):
+    from integrations.rasa import RasaRestClient
+
+    nlu = RasaRestClient(bot_stack["rasa_url"])
+    assert nlu.parse("老年卡怎么办") == "faq"
+    assert nlu.parse("我要挂号") == "book_appointment"

@@ -157,3 +157,16 @@ def _a_is_untouched(w: dict) -> bool:
             and db.session.get(RequestPhoto, w["spare"]).request_id is None
             and db.session.get(ResidentRequest, w["rid"]).ticket.csat_score is None
             and len(resident_help.delegates(resident_id=w["aid"])) == 1)
+
+
+def test_the_openapi_document_describes_every_mobile_endpoint_and_its_bearer_security(client, app):
+    spec = client.get("/openapi.json").get_json()
+    operations = {(method.upper(), path): op for path, item in spec["paths"].items() if path.startswith("/api/v1/")
+                  for method, op in item.items() if method in ("get", "post", "put", "patch", "delete")}
+    assert len(operations) == len([r for r in app.url_map.iter_rules() if r.endpoint.startswith("mobile_v1.")])
+    public = {("POST", "/api/v1/auth/sms-code"), ("POST", "/api/v1/auth/sign-in"), ("POST", "/api/v1/auth/refresh"),
+              ("GET", "/api/v1/auth/wechat/authorize-url"), ("POST", "/api/v1/auth/wechat")}
+    for key, op in operations.items():
+        assert bool(op.get("security")) == (key not in public), key
+        if op.get("security") and key[0] != "GET" and not key[1].startswith("/api/v1/auth/"):
+            assert any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])), key
