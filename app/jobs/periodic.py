@@ -41,14 +41,14 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+TASK_MODULES = ("app.jobs.outbox", "app.jobs.help", "app.jobs.tickets", "app.jobs.booking", "app.jobs.schedules",
+                "app.jobs.housekeeping")
+
+
 def load_task_modules() -> None:
     """Import the job modules whose functions carry @every."""
-    for name in ("app.jobs.outbox", "app.jobs.help", "app.jobs.tickets", "app.jobs.booking", "app.jobs.schedules"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    for name in TASK_MODULES:
+        importlib.import_module(name)
 
 
 def tick(app: Flask, now: float | None = None) -> list[str]:

@@ -151,14 +151,14 @@ def confirm_phone_link(*, resident_id: int, code: str) -> Resident:
     resident.sms_opted_out = False
     holder = _identity("sms", link.phone)
     if holder is not None and holder.resident_id != resident_id:
-        _merge(into=resident, absorbed_id=holder.resident_id)
+        merge_residents(into=resident, absorbed_id=holder.resident_id)
     elif holder is None:
         db.session.add(ChannelIdentity(resident_id=resident_id, channel="sms", external_id=link.phone))
     db.session.commit()
     return resident
 
 
-def _merge(*, into: Resident, absorbed_id: int) -> None:
+def merge_residents(*, into: Resident, absorbed_id: int) -> None:
     """Move every row of the absorbed resident (identities, conversations, tickets, appointments, help
     contacts...) to `into`, found through the foreign keys so a new table is never forgotten."""
     residents = db.metadata.tables["residents"]

@@ -61,7 +61,7 @@ def link_wechat(*, resident_id: int, code: str, state: str) -> Resident:
         # (identities' merge is the one place that knows how to move every row; it is reused, not copied.)
         if linked_channels(resident_id=holder.resident_id)["sms"] is not None:
             raise Conflict("this WeChat account belongs to another phone's account", code="wechat_linked_elsewhere")
-        identities._merge(into=resident, absorbed_id=holder.resident_id)  # noqa: SLF001
+        identities.merge_residents(into=resident, absorbed_id=holder.resident_id)
     db.session.commit()
     return resident
 

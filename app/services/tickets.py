@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.extensions import db
-from app.models import CannedReply, Message, OutboundMessage, Staff, Ticket, TicketEvent
+from app.models import CannedReply, Message, OutboundMessage, Resident, Staff, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.models.tickets import TICKET_PRIORITIES
 from app.services import outbox
@@ -307,15 +307,14 @@ def reply(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = No
     ticket, staff = _load(ticket_id, staff_id)
     if ticket.status not in OPEN_STATUSES:
         raise InvalidTransition("工单已解决或关闭，请先重新打开再回复", details={"status": ticket.status})
-    if ticket.conversation_id is None:
-        raise ValidationFailed("此工单没有居民会话，无法回复（可添加备注）", code="no_conversation")
+    conversation_id = _reply_conversation_id(ticket)
     text = expand_canned(street_id=staff.street_id, body=body)
     if not text:
         raise ValidationFailed("回复内容不能为空", code="empty_message")
     now = now or utcnow()
     if ticket.assignee_id is None:  # whoever answers an unassigned ticket owns it
         _assign(ticket, staff, actor_id=staff.id, now=now, via="reply")
-    row = outbox.stage_message(conversation_id=ticket.conversation_id, body=text, kind="staff_reply",
+    row = outbox.stage_message(conversation_id=conversation_id, body=text, kind="staff_reply",
                                ticket_id=ticket.id)
     db.session.flush()
     if ticket.first_responded_at is None:
@@ -328,6 +327,23 @@ def reply(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = No
     db.session.commit()
     outbox.dispatch(outbound_ids=[row.id])
     return row
+
+
+def _reply_conversation_id(ticket: Ticket) -> int:
+    """Where a staff reply goes: the ticket's conversation, or (for a report from the app) the resident's
+    conversation on their preferred channel, falling back to the other one."""
+    if ticket.conversation_id is not None:
+        return ticket.conversation_id
+    resident = db.session.get(Resident, ticket.resident_id) if ticket.resident_id else None
+    if resident is None:
+        raise ValidationFailed("此工单没有居民，无法回复（可添加备注）", code="no_conversation")
+    channels = [resident.preferred_channel] + [c for c in ("wechat", "sms") if c != resident.preferred_channel]
+    for channel in channels:
+        try:
+            return outbox.conversation_for(resident_id=resident.id, channel=channel).id
+        except NotFound:
+            continue
+    raise ValidationFailed("居民没有可联系的渠道，无法回复（可添加备注）", code="no_conversation")
 
 
 def add_note(*, ticket_id: int, staff_id: int, body: str) -> TicketEvent:

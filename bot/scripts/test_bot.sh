@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bot's whole test suite: data validation, (re)training when needed, conversation tests
-# (tests/test_stories.yml), the held-out NLU evaluation (tests/test_nlu.yml) and the action tests.
-# Exits non-zero if any part fails. NLU_MIN_ACCURACY (default 0.95) is the accuracy gate.
+# (tests/test_stories.yml), the held-out NLU evaluation (tests/test_nlu.yml), the action tests and
+# a live smoke test (BOT_SMOKE=0 skips it). Exits non-zero if any part fails.
+# NLU_MIN_ACCURACY (default 0.95) is the accuracy gate.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$BOT_DIR/scripts/ensure_venv.sh" || exit 1
@@ -50,6 +51,11 @@ echo "  ($(( $(date +%s) - start ))s)"
 
 step "action tests (pytest, against a local fake of the app's API)"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests || failures+=("action tests")
+
+if [[ "${BOT_SMOKE:-1}" != "0" ]]; then
+  step "live smoke test (rasa run + action server + fake app)"
+  scripts/smoke_test.sh || failures+=("smoke test")
+fi
 
 echo
 if (( ${#failures[@]} )); then

@@ -132,8 +132,9 @@ def test_the_resident_sees_staff_replies_and_rates_once_when_resolved(client, re
     ticket_id = db.session.query(Ticket.id).scalar()
     staff_id = StaffFactory(street=db.session.get(Street, street)).id
     db.session.commit()
-    # What tickets.reply records for the resident's thread; private notes must stay private.
-    tickets.add_event(ticket_id=ticket_id, kind="reply_out", staff_id=staff_id, body="已安排保洁，今天清理")
+    # A report has no chat behind it: the reply reaches the resident on the channel they have.
+    sent = tickets.reply(ticket_id=ticket_id, staff_id=staff_id, body="已安排保洁，今天清理")
+    assert (sent.channel, sent.kind, sent.body) == ("sms", "staff_reply", "已安排保洁，今天清理")
     tickets.add_note(ticket_id=ticket_id, staff_id=staff_id, body="内部备注：联系物业")
     assert error_code(client.post(f"/api/v1/requests/{request_id}/rating", headers=idem(resident),
                                   json={"score": 5}), 409) == "not_resolved"

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
@@ -21,6 +22,25 @@ SERVICE_TOKEN = "test-bot-token"  # tests/conftest.py TEST_SETTINGS
 AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 PUBLIC = "http://linli.test"  # PUBLIC_BASE_URL in tests/conftest.py
 TWILIO_TOKEN = "reliability-twilio-token"
+
+
+class RequestScopedClient(FlaskClient):
+    """A test client whose every request ends as it does in production, with its database session removed.
+
+    Tests that hold an app context (factories need one) make Flask reuse it for each request, so without this
+    one failed request would leave its session broken for the next (PendingRollbackError), which no real
+    request ever sees.
+    """
+
+    def open(self, *args, **kwargs):
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            db.session.remove()
+
+
+def request_scoped_client(app) -> RequestScopedClient:
+    return RequestScopedClient(app, app.response_class, use_cookies=True)
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "the condition"):

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.services import resident_auth
 from app.services.help_devices import sign
-from tests.reliability.support import AUTH, World, seed_world
+from tests.reliability.support import AUTH, World, request_scoped_client, seed_world
 
 # Per operation and generation mode, on top of the coverage phase's boundary cases; LINLI_FUZZ_EXAMPLES=200 for a
 # deeper run than CI's budget allows.
@@ -45,7 +45,7 @@ def world(app, committed) -> World:
 def web(app, world):
     """A client whose requests commit for real (never with the rolled-back `session` fixture: its open
     transaction would block the truncation `committed` does at the end)."""
-    return app.test_client()
+    return request_scoped_client(app)
 
 
 @pytest.fixture
