@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-BOT_VENV := bot/.venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 export RASA_TELEMETRY_ENABLED := false
@@ -30,14 +29,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-# Rasa 3.6 declares Python < 3.11 but runs on 3.11 from its fully pinned lock, hence --no-deps.
-$(BOT_VENV)/.installed: bot/requirements.lock.txt bot/requirements-extra.txt
-	test -x $(BOT_VENV)/bin/python || $(PYTHON) -m venv $(BOT_VENV)
-	$(BOT_VENV)/bin/pip install -q --no-deps --ignore-requires-python -r bot/requirements.lock.txt
-	$(BOT_VENV)/bin/pip install -q --no-deps --ignore-requires-python -r bot/requirements-extra.txt
-	touch $@
-
-bot-venv: $(BOT_VENV)/.installed
+# The bot's own virtualenv from its fully pinned lock (Rasa 3.6 declares Python < 3.11 but runs on
+# 3.11, hence --no-deps); the script reinstalls only when a requirements file changed.
+bot-venv:
+	bash bot/scripts/ensure_venv.sh
 
 bot-model: bot-venv
 	bash bot/scripts/train_if_changed.sh
@@ -81,4 +76,4 @@ bench: venv
 	@for script in bench/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(BOT_VENV) instance bot/models
+	rm -rf $(VENV) bot/.venv instance bot/models

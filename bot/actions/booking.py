@@ -11,6 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from . import parsing
 from .linli_api import ApiError, ApiUnavailable, LinliApi
 
+SESSIONS = ("morning", "afternoon")
+ANY_TIME = "any"
 BOOKING_SLOTS = ("department", "date", "session", "doctor", "slot_choice", "confirm_booking", "offered_slots")
 
 FAILURE_REASONS = {
@@ -80,11 +82,18 @@ class ValidateBookingForm(FormValidationAction):
             dispatcher.utter_message(response="utter_booking_past_date", day=parsing.day_label(day))
             return {"date": None}
         result = {"date": day.isoformat(), "slot_choice": None, "confirm_booking": None, "offered_slots": None}
-        # "周三下午" may come as one date entity: keep its half day unless a time entity said otherwise.
-        session = parsing.parse_session(str(value), base=base)
-        if session and not _latest_entity_text(tracker, "time"):
-            result["session"] = session
+        if not _latest_entity_text(tracker, "time"):
+            # No separate 上午/下午: take the half day inside the date ("周三下午"), else keep the one said
+            # earlier, else any time of day. Filling session here means the form never has to ask for it.
+            said = parsing.parse_session(str(value), base=base) or _as_session(tracker.get_slot("session"))
+            result["session"] = said or ANY_TIME
         return result
+
+    async def validate_session(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        # A half day said on its own ("下午的") while the list is shown re-lists for that half day.
+        return {"session": _as_session(value) or ANY_TIME, "slot_choice": None, "confirm_booking": None, "offered_slots": None}
 
     async def validate_slot_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
@@ -122,10 +131,16 @@ class ValidateBookingForm(FormValidationAction):
         return {"confirm_booking": True, "booked_appointment_id": str(appointment["id"])}
 
 
+def _as_session(value: Any) -> Optional[str]:
+    """'morning'/'afternoon' for a stored key or the resident's words (下午), None for any time of day."""
+    if value in SESSIONS:
+        return value
+    return parsing.parse_session(str(value)) if value and value != ANY_TIME else None
+
+
 def _session(tracker: Tracker) -> Optional[str]:
-    """The half day the resident asked for; the slot holds their words (下午) or, from a date, the key."""
-    said = tracker.get_slot("session")
-    return said if said in ("morning", "afternoon") else parsing.parse_session(said)
+    """The half day asked for, as the app's `session` parameter (None: any time of day)."""
+    return _as_session(tracker.get_slot("session"))
 
 
 def _slot_id(tracker: Tracker) -> Any:

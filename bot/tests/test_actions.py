@@ -108,6 +108,19 @@ def test_date_is_normalised_and_its_half_day_kept(fake_app):
     assert result["slot_choice"] is None  # a new day invalidates an earlier pick
 
 
+def test_date_without_half_day_means_any_time_unless_said_before(fake_app):
+    validate = ValidateBookingForm().validate_date
+    result = run(validate("明天", CollectingDispatcher(), make_tracker(text="明天"), {}))
+    assert result["session"] == "any"
+    result = run(validate("下周四", CollectingDispatcher(), make_tracker(slots={"session": "afternoon"}), {}))
+    assert result["session"] == "afternoon"
+
+
+def test_half_day_said_alone_clears_the_pick_to_relist(fake_app):
+    result = run(ValidateBookingForm().validate_session("下午", CollectingDispatcher(), make_tracker(), {}))
+    assert result == {"session": "afternoon", "slot_choice": None, "confirm_booking": None, "offered_slots": None}
+
+
 def test_past_date_is_refused(fake_app):
     dispatcher = CollectingDispatcher()
     result = run(ValidateBookingForm().validate_date("昨天", dispatcher, make_tracker(), {}))
@@ -145,6 +158,8 @@ def test_free_slots_are_offered_as_numbered_choices(fake_app):
 def test_afternoon_and_doctor_narrow_the_offer(fake_app):
     _, slots = offer(fake_app, session="afternoon")
     assert [o["label"] for o in slots["offered_slots"]] == ["13:30 李强(主治医师)", "14:30 李强(主治医师)"]
+    _, slots = offer(fake_app, session="any")
+    assert len(slots["offered_slots"]) == 5
     _, slots = offer(fake_app, doctor="王主任")
     assert [o["doctor"] for o in slots["offered_slots"]] == ["王芳"]
 

@@ -1,9 +1,14 @@
 """Helpers shared by the reliability tests (no tests here): seeded worlds, polling, a stoppable bot."""
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
 
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -14,8 +19,7 @@ from app.models import HelpContact, Message, OutboundMessage, Ticket
 from app.services.booking_calendar import SHANGHAI
 from tests.factories import (
     ChannelIdentityFactory, CommunityFactory, ConversationFactory, DoctorFactory, FaqArticleFactory,
-    HelpDeviceFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory,
-    StreetFactory,
+    HelpDeviceFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory, StreetFactory,
 )
 
 SERVICE_TOKEN = "test-bot-token"  # tests/conftest.py TEST_SETTINGS
@@ -112,3 +116,85 @@ def counts() -> dict[str, int]:
 
 def today() -> date:
     return datetime.now(SHANGHAI).date()
+
+
+class StoppableRasa:
+    """Rasa's REST channel on a fixed loopback port that can be stopped and started again (a bot restart).
+
+    `reply(sender, text)` answers each turn; every turn it received is counted in `turns`.
+    """
+
+    def __init__(self, reply=None, *, delay: float = 0.0):
+        self.reply = reply or (lambda sender, text: [{"recipient_id": sender, "text": f"机器人：{text}"}])
+        self.delay = delay
+        self.turns: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        with socket.socket() as probe:  # a free port, then kept across restarts
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "StoppableRasa":
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (Rasa's root answers when the server is up)
+                self._send(200, {"version": "stub"})
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with bot._lock:
+                    bot.turns.append((body.get("sender"), body.get("message")))
+                if bot.delay:
+                    time.sleep(bot.delay)
+                self._send(200, bot.reply(body.get("sender"), body.get("message")))
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [text for _, text in self.turns]
+
+
+def signed_wechat_query(token: str = "test-wechat-token") -> str:
+    from app.services.wechat_inbound import signature_of
+
+    ts, nonce = str(int(time.time())), "reliab"
+    return urlencode({"signature": signature_of(token, ts, nonce), "timestamp": ts, "nonce": nonce})
+
+
+def wechat_text(openid: str, content: str, msg_id: int) -> bytes:
+    return (f"<xml><ToUserName><![CDATA[gh_linli]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>").encode()
+
+
+def passive_text(body: str) -> str | None:
+    """The Content of a passive reply, or None for "success"."""
+    if not body.startswith("<"):
+        return None
+    from app.services.wechat_inbound import parse_xml
+
+    return parse_xml(body).get("Content")
