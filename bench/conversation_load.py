@@ -93,7 +93,7 @@ def text_xml(openid: str, text: str, msg_id: int) -> str:
 def run_phase(*, mode: str, host: str, residents: int, seconds: float, run_id: str) -> dict:
     """Play the script for `seconds` with `residents` users; per message: sent time, latency, passive text."""
     from gevent import sleep as gsleep
-    from locust import HttpUser, between, events, task  # noqa: F401
+    from locust import HttpUser, between, events, task
     from locust.env import Environment
 
     records: list[dict] = []
@@ -128,7 +128,7 @@ def run_phase(*, mode: str, host: str, residents: int, seconds: float, run_id: s
                                                 .encode(), headers={"Content-Type": "text/xml"},
                                                 name="wechat", timeout=60)
                 body = response.text or ""
-                records.append({"msg_id": msg_id, "openid": self.openid, "conversation": name, "sent": sent,
+                records.append({"text": text, "body": body[:200], "msg_id": msg_id, "openid": self.openid, "conversation": name, "sent": sent,
                                 "latency": time.time() - sent, "status": response.status_code,
                                 "passive": mode == "wechat" and body.startswith("<xml"),
                                 "success": body == "success"})
@@ -155,7 +155,7 @@ def outbox_by_msg_id(database_url: str, msg_ids: list[int]) -> tuple[dict[int, i
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT m.external_id, o.dedup_key, extract(epoch from o.created_at) FROM messages m "
-            "JOIN outbound_messages o ON o.dedup_key LIKE 'turn:' || m.id || ':%' "
+            "JOIN outbound_messages o ON o.dedup_key LIKE 'turn:' || m.id || ':%%' "
             "WHERE m.channel = 'wechat' AND m.direction = 'in' AND m.external_id = ANY(%s)",
             ([str(i) for i in msg_ids],)).fetchall()
     for external_id, _, created in rows:
@@ -193,13 +193,14 @@ def start_bot(app_port: int, bot_token: str, logs: str) -> tuple[str, list[subpr
     return f"http://127.0.0.1:{rasa_port}", [actions, rasa]
 
 
-def start_app(env: dict, port: int) -> subprocess.Popen:
+def start_app(env: dict, port: int, logs: str) -> subprocess.Popen:
     subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     subprocess.run([sys.executable, "-m", "flask", "seed-demo"], cwd=ROOT, env=env, capture_output=True)
     return subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "32",
                              "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-                            cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(logs, "app.log"), "w"))
 
 
 def main() -> int:
@@ -232,7 +233,7 @@ def main() -> int:
                "REDIS_URL": os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"),
                "RASA_URL": rasa_url, "WECHAT_TOKEN": WECHAT_TOKEN, "BOT_SERVICE_TOKEN": bot_token,
                "BOT_TIMEOUT": "30"}
-        processes.append(start_app(env, app_port))
+        processes.append(start_app(env, app_port, logs))
         wait_for(f"http://127.0.0.1:{app_port}/healthz", 60)
 
         run_id = str(int(time.time()) % 100000)
@@ -241,8 +242,12 @@ def main() -> int:
                              run_id=run_id + "1")
         webhook = run_phase(mode="wechat", host=f"http://127.0.0.1:{app_port}", residents=args.residents,
                             seconds=args.seconds, run_id=run_id + "2")
-        time.sleep(min(30.0, float(env["BOT_TIMEOUT"])))  # late answers still being queued as 客服 replies
+        if any(r["success"] for r in webhook["records"]):
+            time.sleep(float(env["BOT_TIMEOUT"]))  # late answers still being queued as 客服 replies
+        with open(os.path.join(logs, "records.json"), "w") as f:
+            json.dump({"baseline": baseline, "webhook": webhook}, f)
         report(baseline, webhook, database_url)
+        print(f"records and logs: {logs}")
         return 0
     finally:
         for process in reversed(processes):
@@ -289,8 +294,13 @@ def report(baseline: dict, webhook: dict, database_url: str) -> None:
     total = sum(outcome.values()) or 1
     print("answers per message (by MsgId): " + ", ".join(f"{k} {v} ({100 * v / total:.1f}%)"
                                                            for k, v in outcome.most_common()))
+    print(f"answered twice: {outcome['answered twice']}; failed requests: {outcome['error']} "
+          "(status 0 is a client-side timeout or reset)")
     print("every message answered exactly once: " + ("yes" if outcome["answered twice"] == 0
                                                       and outcome["error"] == 0 else "NO"))
+    statuses = Counter(r["status"] for r in records if r["status"] != 200)
+    if statuses:
+        print(f"non-200 answers: {dict(statuses)}")
     print(json.dumps({"baseline_p50_ms": percentile(base_latency, 50), "baseline_p99_ms": percentile(base_latency, 99),
                       "webhook_p50_ms": percentile(hook_latency, 50), "webhook_p99_ms": percentile(hook_latency, 99),
                       "outcomes": dict(outcome)}, ensure_ascii=False))

@@ -75,6 +75,11 @@ def write_in(app, texts: dict[str, str]) -> None:
         assert response.status_code == 200, response.get_data(as_text=True)
 
 
+def queued() -> int:
+    db.session.expire_all()
+    return len(db.session.scalars(select(OutboundMessage.id)).all())
+
+
 def unfinished() -> int:
     db.session.expire_all()
     return len(db.session.scalars(select(OutboundMessage.id).where(
@@ -83,8 +88,7 @@ def unfinished() -> int:
 
 def deliver_until_settled(app, expected_rows: int, timeout: float = 30) -> None:
     """What the worker and the ticker do, compressed: run the queue dry, let retries fall due, sweep, repeat."""
-    wait_until(lambda: len(db.session.scalars(select(OutboundMessage.id)).all()) >= expected_rows
-               and not db.session.expire_all(), timeout=10, what="every reply to be queued")
+    wait_until(lambda: queued() >= expected_rows, timeout=10, what="every reply to be queued")
     deadline = time.monotonic() + timeout
     while True:
         build_worker(app, ("outbound",)).work(burst=True)

@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wechatpy.crypto import WeChatCrypto
 
