@@ -3,13 +3,8 @@ the ticket, reply, see it delivered to the WeChat stub, resolve it, and the rati
 resident, who answers it."""
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from app.jobs.outbox import deliver_outbound
@@ -17,17 +12,10 @@ from app.models import Conversation, OutboundMessage, Ticket
 from app.seed import seed_demo
 from app.services import tickets
 from tests.conftest import make_test_app, truncate_all
+from tests.e2e.conftest import ARTIFACTS, served
 from tests.stubs.fixtures import wechat_stub  # noqa: F401  (fixture)
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 OPENID = "o_demo_wang"  # a seeded WeChat resident (王小明)
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make browser)")
 
 
 @pytest.fixture
@@ -39,22 +27,9 @@ def live_app(app, wechat_stub):  # noqa: F811
     with live.app_context():
         seed_demo()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, live, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    live.base_url = f"http://127.0.0.1:{server.server_port}"
-    yield live
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(live):
+        yield live
     truncate_all(app)
-
-
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def sign_in(page, base_url, username, password):
@@ -88,11 +63,11 @@ def sent_to_stub(stub, openid) -> list[str]:
             and (c["response"] or {}).get("errcode") == 0]
 
 
-def test_a_resident_is_answered_by_staff_and_asked_for_a_rating(live_app, browser, wechat_stub):  # noqa: F811
+def test_a_resident_is_answered_by_staff_and_asked_for_a_rating(live_app, chromium, wechat_stub):  # noqa: F811
     base = live_app.base_url
-    expect = playwright_api.expect
-    resident = browser.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN").new_page()
-    staff = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
+    from playwright.sync_api import expect
+    resident = chromium.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN").new_page()
+    staff = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
 
     # The resident writes through the simulator (signed XML to /wechat); with no bot running, a person takes over.
     sign_in(resident, base, "admin", "linli-admin")

@@ -2,25 +2,12 @@
 chart is drawn from its JSON endpoint, under the console's CSP; a screenshot is kept for review."""
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-
 import pytest
-from werkzeug.serving import make_server
 
 from app.extensions import db
 from tests.conftest import make_test_app, truncate_all
+from tests.e2e.conftest import ARTIFACTS, served
 from tests.integration.test_reports_support import build
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make browser)")
 
 # A canvas counts as drawn when it has a size and some pixels that are not transparent.
 CANVAS_DRAWN = """(box) => {
@@ -42,27 +29,19 @@ def live_app(app):
         build()
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, live, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    live.base_url = f"http://127.0.0.1:{server.server_port}"
-    yield live
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(live):
+        yield live
     truncate_all(app)
 
 
 @pytest.fixture
-def page():
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN").new_page()
-        browser.close()
+def page(chromium):
+    return chromium.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN").new_page()
 
 
 def test_the_team_lead_sees_every_report_drawn_as_charts(live_app, page):
     base = live_app.base_url
-    expect = playwright_api.expect
+    from playwright.sync_api import expect
     problems = []
     # The browser's own favicon request is not the page's (the app serves no favicon).
     page.on("console", lambda m: problems.append(f"{m.text} {m.location.get('url')}")
