@@ -18,12 +18,13 @@ MODEL_TABLES = {t.name for t in db.metadata.sorted_tables}
 def _scratch_postgres_url() -> str:
     """A database of its own, so dropping everything never disturbs the other tests' schema."""
     url = make_url(TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    scratch = f"{url.database}_migration_check"  # per test database, so parallel suites never share it
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS linli_migration_check WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE linli_migration_check"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{scratch}"'))
     admin.dispose()
-    return url.set(database="linli_migration_check").render_as_string(hide_password=False)
+    return url.set(database=scratch).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
