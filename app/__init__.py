@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from apiflask import APIFlask
+from werkzeug.routing import IntegerConverter
 
 from app.config import Settings
-from app.errors import register_errorhandlers
+from app.errors import ERROR_SCHEMA, register_errorhandlers
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.redis_client import init_redis
 from app.request_log import configure_logging, init_request_logging
@@ -18,7 +19,10 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     app = APIFlask(__name__, title="Linli API", version="1.0", spec_path="/openapi.json", docs_path="/docs")
     app.config.update(settings.flask_config())
     app.json.ensure_ascii = False  # Chinese stays readable in JSON answers
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(
+        HTTP_ERROR_SCHEMA=ERROR_SCHEMA,
+        VALIDATION_ERROR_SCHEMA=ERROR_SCHEMA,
         VALIDATION_ERROR_STATUS_CODE=422,
         SPEC_FORMAT="json",
         INFO={"description": "Linli (邻里): community service backend of a street office."},
@@ -31,6 +35,14 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     register_commands(app)
     init_request_logging(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:id>` only matches ids the database's integer columns can hold; larger ones are a 404."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def register_extensions(app: APIFlask) -> None:

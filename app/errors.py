@@ -5,6 +5,7 @@ import logging
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,24 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return body
 
 
+# How every error answer looks, declared so /openapi.json documents the real body.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
 def register_errorhandlers(app: APIFlask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
@@ -76,7 +95,17 @@ def register_errorhandlers(app: APIFlask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return error_body(_slug(exc.name, exc.code), exc.description or exc.name), exc.code
+        # Keep the exception's own headers (Allow on 405, Retry-After on 429), not its HTML content type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return error_body(_slug(exc.name, exc.code), exc.description or exc.name), exc.code, headers
+
+    @app.errorhandler(DataError)
+    def _data(exc: DataError):
+        # The database refused a value the schemas let through (an id beyond integer, a NUL in text).
+        from app.extensions import db
+
+        db.session.rollback()
+        return error_body("invalid_value", "a value is out of range or contains characters that cannot be stored"), 422
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

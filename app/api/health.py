@@ -1,7 +1,8 @@
 """GET /healthz: the database, Redis and the bot, each reported on its own."""
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Dict, List, String
 from flask import current_app
 
 from app.services import health
@@ -9,10 +10,19 @@ from app.services import health
 bp = APIBlueprint("health", __name__, tag="Health")
 
 
+class HealthOut(Schema):
+    status = String(required=True, metadata={"description": "ok, or degraded when a dependency is down"})
+    checks = Dict(keys=String(), values=String(), required=True)
+    down = List(String(), required=True)
+
+
 @bp.get("/healthz")
-@bp.doc(summary="Health of the database, Redis and the bot", responses={200: "all up", 503: "one is down"})
+@bp.output(HealthOut)
+@bp.doc(summary="Health of the database, Redis and the bot",
+        responses={200: {"description": "all up", "content": {"application/json": {"schema": HealthOut}}},
+                   503: {"description": "one is down (named in `down`)",
+                         "content": {"application/json": {"schema": HealthOut}}}})
 def healthz():
     checks = health.report(rasa_url=current_app.config["RASA_URL"])
     down = [name for name, state in checks.items() if state != "ok"]
-    body = {"status": "ok" if not down else "degraded", "checks": checks, "down": down}
-    return body, (200 if not down else 503)
+    return {"status": "ok" if not down else "degraded", "checks": checks, "down": down}, (200 if not down else 503)

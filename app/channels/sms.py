@@ -1,10 +1,12 @@
 """The SMS hotline's Twilio webhooks: an inbound text, and delivery status of the texts we sent."""
 from __future__ import annotations
 
+import re
+
 from apiflask import APIBlueprint
 from flask import Response, current_app, request
 
-from app.errors import Forbidden
+from app.errors import Forbidden, ValidationFailed
 from app.services import conversations, delivery
 from integrations.twilio import validate_twilio_request
 
@@ -23,13 +25,23 @@ def _require_twilio_signature() -> None:
         raise Forbidden("invalid Twilio signature", code="bad_signature")
 
 
+# Twilio sends senders in E.164; anything else would become a resident no reply can reach.
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _field(name: str, limit: int) -> str:
+    # PostgreSQL refuses NUL in text: dropped here so the resident's message is kept, not refused.
+    return request.form.get(name, "").replace("\x00", "").strip()[:limit]
+
+
 @bp.post("/sms")
 def receive():
     _require_twilio_signature()
-    form = request.form
-    if form.get("MessageSid") and form.get("From"):
-        conversations.receive(channel="sms", external_id=form["MessageSid"][:80], address=form["From"][:64],
-                              text=form.get("Body", "").strip()[:2000])
+    sid, sender = _field("MessageSid", 80), _field("From", 64)
+    if sender and not E164.match(sender):
+        raise ValidationFailed("From is not an E.164 phone number", code="invalid_sender")
+    if sid and sender:
+        conversations.receive(channel="sms", external_id=sid, address=sender, text=_field("Body", 2000))
     return Response(EMPTY_TWIML, mimetype="application/xml")
 
 
@@ -38,6 +50,6 @@ def status():
     _require_twilio_signature()
     form = request.form
     if form.get("MessageSid") and form.get("MessageStatus"):
-        delivery.record_status(external_id=form["MessageSid"], status=form["MessageStatus"],
-                               error_code=form.get("ErrorCode"))
+        delivery.record_status(external_id=_field("MessageSid", 80), status=_field("MessageStatus", 20),
+                               error_code=_field("ErrorCode", 10) or None)
     return Response(status=204)

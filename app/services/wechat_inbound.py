@@ -137,7 +137,10 @@ def open_envelope(*, query: dict, body: bytes, now: float | None = None) -> dict
     missing = [name for name in REQUIRED_FIELDS if not fields.get(name)]
     if missing or len(fields["FromUserName"]) > 64:
         raise RejectedRequest(400, "missing fields: " + ", ".join(missing))
-    return fields
+    # CreateTime keys the dedup of events (ev:<openid>:<CreateTime>): a Unix time, nothing longer.
+    if not (fields["CreateTime"].isdigit() and len(fields["CreateTime"]) <= 12):
+        raise RejectedRequest(400, "CreateTime is not a timestamp")
+    return {name: value.replace("\x00", "") for name, value in fields.items()}
 
 
 def answer(*, query: dict, body: bytes, budget: float, now: float | None = None) -> str:

@@ -41,7 +41,17 @@ def sending_rows() -> list[OutboundMessage]:
 def start_worker(app, stub, *, burst: bool) -> subprocess.Popen:
     env = worker_env(app, WECHAT_APP_ID=stub.app_id, WECHAT_SECRET=stub.secret, WECHAT_API_BASE=stub.api_base)
     args = [sys.executable, "-m", "flask", "worker", "--queues", "outbound"] + (["--burst"] if burst else [])
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Its own process group: RQ's scheduler runs in a child process that a kill of the worker alone would orphan.
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def kill_group(worker: subprocess.Popen) -> None:
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    worker.wait(timeout=10)
 
 
 def kill_between_sends(worker: subprocess.Popen, stub) -> None:
@@ -51,8 +61,7 @@ def kill_between_sends(worker: subprocess.Popen, stub) -> None:
         time.sleep(0.05)  # a request already on the wire reaches the stub's log meanwhile
         at_stub = {body for _, body in delivered(stub)}
         if not any(row.body in at_stub for row in sending_rows()):
-            os.kill(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+            kill_group(worker)
             return
         os.kill(worker.pid, signal.SIGCONT)
         time.sleep(0.004)
@@ -80,8 +89,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_the_next_one_sends_each_mes
             time.sleep(0.01)
         kill_between_sends(first, wechat_stub)
     finally:
-        if first.poll() is None:
-            first.kill()
+        kill_group(first)
     assert len(delivered(wechat_stub)) < len(rows), "the kill came after the burst, not in its middle"
 
     # Time passes beyond the lease of whatever the dead worker had claimed; the sweeper takes it back.
@@ -91,7 +99,10 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_the_next_one_sends_each_mes
     delivery.sweep()
 
     second = start_worker(app, wechat_stub, burst=True)
-    _, stderr = second.communicate(timeout=180)
+    try:
+        _, stderr = second.communicate(timeout=180)
+    finally:
+        kill_group(second)  # the burst worker's scheduler child, too
     assert second.returncode == 0, stderr[-2000:]
 
     sent = delivered(wechat_stub)
