@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from flask import current_app
 from limits import parse as parse_rate
 from redis.exceptions import RedisError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import DomainError
@@ -80,23 +80,28 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     """
     deadline = None if budget is None else time.monotonic() + budget
     guard = _Guard(channel, external_id)
-    if not guard.claim():
+    if guard.claim():
+        try:
+            turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+        except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
+            guard.finish("done")
+            return Outcome(duplicate=True)
+        except BaseException:
+            guard.release()  # nothing stored: the channel's retry may try again
+            raise
+    elif guard.take_over_failed():
+        # The first delivery stored the message, then failed (say, the database dropped): this retry
+        # answers it, and only this one, since taking over is a compare-and-set on the guard.
+        turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+    else:
         return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
-    try:
-        turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
-    except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
-        guard.finish("done")
-        return Outcome(duplicate=True)
-    except BaseException:
-        guard.release()  # nothing stored: the channel's retry may try again
-        raise
     try:
         replies = _answer_without_bot(turn)
         if replies is not None:
             return _deliver(turn, replies, author="system", passive=deadline is not None, guard=guard)
         return _bot_turn(turn, deadline=deadline, guard=guard)
     except BaseException:
-        guard.finish("done")  # the message is stored; a retry must not start a second turn
+        guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
         raise
 
 
@@ -120,6 +125,15 @@ def _store(*, channel: str, external_id: str, address: str, text: str, kind: str
         db.session.rollback()
         raise _Duplicate from None
     return turn
+
+
+def _stored_turn(*, channel: str, external_id: str, address: str) -> Turn:
+    """The turn of a message stored by an earlier, failed delivery."""
+    message = db.session.scalar(select(Message).where(Message.channel == channel, Message.external_id == external_id))
+    conversation = db.session.get(Conversation, message.conversation_id)
+    return Turn(channel=channel, resident_id=conversation.resident_id, conversation_id=conversation.id,
+                message_id=message.id, bot_sender=conversation.bot_sender, address=address, text=message.text,
+                kind=message.kind)
 
 
 def _answer_without_bot(turn: Turn) -> list[str] | None:
@@ -303,6 +317,15 @@ def _optional(module: str, name: str):
         return None
 
 
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) == 'failed' then
+  redis.call('set', KEYS[1], 'running', 'EX', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 class _Guard:
     """The fast half of inbound dedup: a Redis key per message id holding how its first delivery ended."""
 
@@ -327,6 +350,13 @@ class _Guard:
             self.redis.delete(self.key)
         except RedisError:
             pass
+
+    def take_over_failed(self) -> bool:
+        """Atomically turn a "failed" first delivery into this one's "running" turn."""
+        try:
+            return bool(self.redis.eval(_TAKE_OVER, 1, self.key, DEDUP_TTL))
+        except RedisError:
+            return False  # without Redis the unique row decides: the turn counts as taken
 
     def outcome_of_first(self, *, wait: float) -> Outcome:
         """A retry's answer: the first delivery's passive reply once it is known, else nothing."""

@@ -91,10 +91,6 @@ def test_a_connection_dropped_mid_request_fails_the_request_cleanly(app, postgre
     assert request_scoped_client(app).get("/api/internal/departments", headers=AUTH).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="bug 9: a connection dropped while the bot answers fails the webhook with 500 "
-                                       "after the inbound row was committed; WeChat's retry is then taken for a "
-                                       "duplicate ('success') and the bot's reply is never sent (conversations.py "
-                                       "receive() marks the guard 'done' on any exception)")
 def test_a_webhook_whose_connection_dropped_mid_turn_is_answered_on_wechats_retry(
         app, postgres_only, committed, street, bot):
     _drop_during_bot_turn(app, bot)
