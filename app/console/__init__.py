@@ -8,5 +8,5 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 
 # Route modules attach themselves to `bp`; imported last so they see it.
 from app.console import (  # noqa: E402,F401
-    access, auth, help_board, knowledge, queue, reports, simulator, team, ticket_detail,
+    access, appointments, auth, help_board, help_chains, knowledge, queue, reports, simulator, team, ticket_detail,
 )

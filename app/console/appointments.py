@@ -24,7 +24,8 @@ _ALREADY = "该预约已取消或已标记过，不能再标记"
 
 @bp.get("/appointments")
 def appointments_page():
-    schedule = day_schedule(day=_day(request.args.get("date")), department_id=_department(request.args.get("department")))
+    schedule = day_schedule(day=_day(request.args.get("date")),
+                            department_id=_department(request.args.get("department")))
     return render_template("console/appointments.html", schedule=schedule, status_labels=STATUS_LABELS)
 
 

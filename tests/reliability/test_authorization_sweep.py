@@ -226,7 +226,7 @@ def test_admin_pages_refuse_a_staff_member(app, web, world, monkeypatch):
         assert response.status_code == 403, (endpoint, method, response.status_code)
 
 
-STREET_SCOPED_PARAMS = {"ticket_id", "alert_id", "staff_id"}
+STREET_SCOPED_PARAMS = {"ticket_id", "alert_id", "staff_id", "resident_id"}
 
 
 def _street_state() -> tuple:
