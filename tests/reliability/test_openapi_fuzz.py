@@ -18,7 +18,7 @@ import zlib
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -207,7 +207,10 @@ def test_sequences_of_linked_operations_never_answer_500_or_break_the_schema(app
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             _check(case, response, world)
 
+    # No shrinking: the answers depend on rows earlier scenarios left behind, so a replay cannot draw the same
+    # sequence and Hypothesis would hide a real finding behind FlakyStrategyDefinition.
     Sequences.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None,
+                                    phases=[Phase.explicit, Phase.generate],
                                     derandomize=True, suppress_health_check=list(HealthCheck)))
 
 

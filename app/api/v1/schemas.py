@@ -6,7 +6,7 @@ construction. Times are ISO 8601 in Asia/Shanghai.
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Decimal, File, Float, Function, Integer, List, Nested, String
+from apiflask.fields import Boolean, File, Float, Function, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import url_for
 
@@ -252,8 +252,8 @@ class RequestOut(Schema):
     text = String()
     status = String(attribute="ticket.status")
     status_label = Function(lambda r: TICKET_LABELS.get(r.ticket.status, r.ticket.status))
-    latitude = Decimal(as_string=False, allow_none=True, places=6)
-    longitude = Decimal(as_string=False, allow_none=True, places=6)
+    latitude = Float(allow_none=True)  # a JSON number (Flask would write a Decimal as a string)
+    longitude = Float(allow_none=True)
     pole_number = String(allow_none=True)
     photos = List(Nested(PhotoOut))
     rating = Integer(attribute="ticket.csat_score", allow_none=True)
