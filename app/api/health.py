@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Dict, List, String
-from flask import current_app
 
 from app.services import health
 
@@ -23,6 +22,6 @@ class HealthOut(Schema):
                    503: {"description": "one is down (named in `down`)",
                          "content": {"application/json": {"schema": HealthOut}}}})
 def healthz():
-    checks = health.report(rasa_url=current_app.config["RASA_URL"])
+    checks = health.report()
     down = [name for name, state in checks.items() if state != "ok"]
     return {"status": "ok" if not down else "degraded", "checks": checks, "down": down}, (200 if not down else 503)

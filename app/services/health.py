@@ -1,11 +1,11 @@
 """Health of the parts Linli depends on: the database, Redis and the bot."""
 from __future__ import annotations
 
-import requests
 from sqlalchemy import text
 
 from app.extensions import db
 from app.redis_client import get_redis
+from app.services import transports
 
 
 def check_database() -> None:
@@ -17,17 +17,17 @@ def check_redis() -> None:
     get_redis().ping()
 
 
-def check_bot(*, rasa_url: str, timeout: float = 1.5) -> None:
-    response = requests.get(rasa_url.rstrip("/") + "/status", timeout=timeout)
-    response.raise_for_status()
+def check_bot() -> None:
+    if not transports.get().bot.status():
+        raise ConnectionError("the bot does not answer")
 
 
-def report(*, rasa_url: str) -> dict[str, str]:
+def report() -> dict[str, str]:
     """Each dependency by name, "ok" or the error that made it fail."""
     checks = {
         "database": check_database,
         "redis": check_redis,
-        "bot": lambda: check_bot(rasa_url=rasa_url),
+        "bot": check_bot,
     }
     results = {}
     for name, check in checks.items():
