@@ -1,4 +1,4 @@
-"""Flask CLI commands: the RQ worker, the ticker that enqueues sweeps, and the demo seed."""
+"""Flask CLI commands: the RQ worker, the ticker that enqueues sweeps, the reports' rollup and the demo seed."""
 from __future__ import annotations
 
 import click
@@ -33,6 +33,19 @@ def register(app: Flask) -> None:
         from app.devserver import ensure_local_redis
 
         click.echo("redis: " + ensure_local_redis(app.config["REDIS_URL"], os.path.join(app.instance_path, "redis")))
+
+    @app.cli.command("rollup-reports")
+    @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                  help="Recompute from this Shanghai day on (default: the last days, or everything the first time).")
+    @click.option("--full", is_flag=True, help="Recompute every day (the backfill).")
+    def rollup_reports(since, full: bool):
+        """Backfill or refresh the conversation-day rollup of the volume and bot reports."""
+        from app.services.reports import rollup
+
+        result = rollup.refresh(since=since.date() if since else None, full=full)
+        first = result.first_day.isoformat() if result.first_day else "the first message"
+        click.echo(f"{rollup.NAME}: {result.rows} rows recomputed from {first}; "
+                   f"complete before {result.complete_before.isoformat()}")
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

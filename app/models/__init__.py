@@ -4,12 +4,13 @@ from app.models.conversations import Conversation, Message, OutboundMessage
 from app.models.help import EscalationStep, HelpAlert, HelpContact, HelpDevice, HelpPress
 from app.models.knowledge import FaqArticle
 from app.models.mobile import HelpDelegate, IdempotencyRecord, RefreshToken, RequestPhoto, ResidentRequest, ResidentSession, SignInCode  # noqa: E501
+from app.models.reports import ConversationDay, RollupWatermark
 from app.models.residents import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
 from app.models.tickets import CannedReply, Staff, Ticket, TicketEvent
 
 __all__ = [
-    "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "Department", "Doctor",
-    "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDevice", "HelpPress", "Hospital",
-    "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "Resident", "Schedule", "Slot", "Staff",
-    "Street", "Ticket", "TicketEvent",
+    "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "ConversationDay", "Department",
+    "Doctor", "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDevice", "HelpPress", "Hospital",
+    "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "Resident", "RollupWatermark", "Schedule", "Slot",
+    "Staff", "Street", "Ticket", "TicketEvent",
 ]

@@ -7,6 +7,7 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.models import Message
 from app.services import transports
+from app.services.reports import rollup
 
 
 def classify_later(*, message_id: int) -> None:
@@ -23,5 +24,6 @@ def record_intent(*, message_id: int) -> str | None:
         return message.intent if message else None
     timeout = float(current_app.config.get("BOT_TIMEOUT", 10.0))
     message.intent = (transports.get().bot.parse(message.text, timeout) or "")[:60] or None
+    rollup.message_classified(message=message)  # a late intent for a day already rolled up: recompute it
     db.session.commit()
     return message.intent

@@ -11,10 +11,11 @@ from types import SimpleNamespace
 from sqlalchemy import and_, case, func, select
 
 from app.extensions import db
-from app.models import Conversation, FaqArticle, Message, Ticket
-from app.services.reports._sql import count_if, in_range, local_day, ratio, scoped_resident_ids
+from app.models import FaqArticle, Ticket
+from app.services.reports import rollup
+from app.services.reports._sql import count_if, in_range, local_day, ratio
 from app.services.reports.export import Section, percent
-from app.services.reports.unanswered import FALLBACK_INTENT, top_unanswered
+from app.services.reports.unanswered import top_unanswered
 
 FAQ_TOP = 15
 
@@ -38,20 +39,13 @@ def report(*, scope) -> dict:
 
 
 def _sessions(scope) -> SimpleNamespace:
-    """Conversation-days with resident messages, and those on which a ticket was opened for the conversation,
-    with the fallback counts gathered in the same pass over the messages (a year of them is the cost here).
+    """Conversation-days with resident messages (the rollup plus the live tail, see rollup.py), and those
+    on which a ticket was opened for the conversation, with the fallback counts of the same rows.
 
     Escalated = any ticket that day (a person took over); handed off = the bot itself opened it (source
     "bot": the resident asked it for a person, it kept failing, or it was down).
     """
-    day = local_day(Message.created_at)
-    talked = (select(Message.conversation_id.label("conversation_id"), day.label("day"),
-                     func.count(Message.intent).label("classified"),
-                     count_if(Message.intent == FALLBACK_INTENT).label("fallback"))
-              .where(in_range(Message.created_at, scope), Message.author == "resident",
-                     Message.conversation_id.in_(
-                         select(Conversation.id).where(Conversation.resident_id.in_(scoped_resident_ids(scope)))))
-              .group_by(Message.conversation_id, day).subquery())
+    talked = rollup.conversation_days(scope)
     ticket_day = local_day(Ticket.created_at)
     opened = (select(Ticket.conversation_id.label("conversation_id"), ticket_day.label("day"),
                      func.max(case((Ticket.source == "bot", 1), else_=0)).label("by_bot"))

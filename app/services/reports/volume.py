@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Conversation, HelpAlert, Message, Ticket
+from app.models import Conversation, HelpAlert, Ticket
+from app.services.reports import rollup
 from app.services.reports._sql import in_range, local_day, scoped_resident_ids
 from app.services.reports.export import Section
 from app.services.tickets import CATEGORY_LABELS
@@ -31,12 +32,9 @@ def report(*, scope) -> dict:
 
 
 def _conversation_days(scope) -> list[dict]:
-    residents = scoped_resident_ids(scope)
-    day = local_day(Message.created_at)
-    stmt = (select(day.label("day"), Message.channel, func.count(func.distinct(Message.conversation_id)).label("n"))
-            .where(in_range(Message.created_at, scope), Message.author == "resident",
-                   Message.conversation_id.in_(select(Conversation.id).where(Conversation.resident_id.in_(residents))))
-            .group_by(day, Message.channel).order_by(day, Message.channel))
+    days = rollup.conversation_days(scope)  # one row per conversation and day: counting rows counts conversations
+    stmt = (select(days.c.day, days.c.channel, func.count().label("n"))
+            .group_by(days.c.day, days.c.channel).order_by(days.c.day, days.c.channel))
     return [{"day": r.day.isoformat(), "channel": r.channel, "count": r.n} for r in db.session.execute(stmt)]
 
 
