@@ -2,7 +2,8 @@
 
 The table starts empty and no watermark row exists, so the reports aggregate `messages` live (exact, as
 before) until the first refresh backfills every settled day: the hourly `refresh_report_rollups` job, or
-`flask rollup-reports` right after deploying. Downgrading drops derived data only.
+`flask rollup-reports` right after deploying. A partial index on resident messages' `created_at` serves
+the live tail and the refresh. Downgrading drops derived data and that index only.
 
 Revision ID: 0003_conversation_days
 Revises: 0002_mobile_api
@@ -41,9 +42,16 @@ def upgrade():
     with op.batch_alter_table('conversation_days', schema=None) as batch_op:
         batch_op.create_index('ix_conversation_days_day', ['day'], unique=False)
 
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.create_index('ix_messages_resident_created', ['created_at'], unique=False,
+                              postgresql_where=sa.text("author = 'resident'"),
+                              sqlite_where=sa.text("author = 'resident'"))
 
 
 def downgrade():
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_resident_created')
+
     with op.batch_alter_table('conversation_days', schema=None) as batch_op:
         batch_op.drop_index('ix_conversation_days_day')
 

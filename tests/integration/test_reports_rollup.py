@@ -51,6 +51,7 @@ def test_a_backfill_equals_the_live_aggregation_of_every_message(world):
     result = roll_up_to(date(2024, 6, 1))
     assert result.first_day is None and result.complete_before == date(2024, 6, 1)
     rows = rollup_rows()
+    assert result.rows == len(rows)
     assert rows == live_rows()
     # c1 on 05-01: three messages, the bot's reply not among them; two classified, one fallback.
     c1 = message("谢谢").conversation_id

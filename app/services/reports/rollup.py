@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import delete, func, select, union_all
+from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,6 +29,9 @@ SETTLE = timedelta(hours=1)
 # Each refresh also recomputes these days before the watermark: the net under any late change.
 RECHECK_DAYS = 2
 COLUMNS = ("conversation_id", "day", "channel", "resident_messages", "classified", "fallback")
+# Written as a literal, not a bound parameter, so the planners can match the partial index
+# ix_messages_resident_created (SQLite always, PostgreSQL in a generic plan of a prepared statement).
+RESIDENT = Message.author == literal("resident", literal_execute=True)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def live_counts(*conditions):
                    func.min(Message.channel).label("channel"), func.count().label("resident_messages"),
                    func.count(Message.intent).label("classified"),
                    count_if(Message.intent == FALLBACK_INTENT).label("fallback"))
-            .where(Message.author == "resident", *conditions)
+            .where(RESIDENT, *conditions)
             .group_by(Message.conversation_id, day))
 
 
@@ -152,4 +155,5 @@ def _upsert(counts) -> int:
     stmt = insert(ConversationDay).from_select(list(COLUMNS), counts)
     stmt = stmt.on_conflict_do_update(index_elements=["conversation_id", "day"],
                                       set_={c: stmt.excluded[c] for c in COLUMNS[2:]})
-    return db.session.execute(stmt).rowcount
+    # SQLAlchemy reads an INSERT's row count only when asked to keep it.
+    return db.session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
