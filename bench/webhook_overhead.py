@@ -4,7 +4,9 @@ Measured with wrk (apt package `wrk`) on this machine, in one run:
   baseline  POST to a stub Rasa REST channel that answers instantly (the bot's own cost, near zero)
   webhook   POST /wechat (signed plaintext text messages, unique MsgIds) to the app under gunicorn, whose
             bot is that same stub: signature, XML, dedup, storage, routing, the bot call, the passive reply
-at 1 and 20 concurrent connections (senders). Prints p50/p99 latency, messages/s and the ratios.
+under three loads: 1 sender writing back to back (the added latency), 20 senders each pausing THINK_MS
+between messages (a busy street, well within capacity), and 20 senders back to back (saturation: the
+machine's throughput, where latency is queueing). Prints p50/p99 latency, messages/s and the ratios.
 
 Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (10).
 """
@@ -26,17 +28,37 @@ from urllib.request import urlopen
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "bench-wechat-token"
 SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, none over the flood limit
+THINK_MS = 100  # the paced load: each of 20 senders waits this long between its messages
+WARMUP_SECONDS = 12  # long enough for every sender to have written once
+WORKERS, THREADS = 4, 8
 
+# Every message a new MsgId: wrk runs one Lua state per thread, so each thread gets its own number (an
+# unseeded math.random would give every thread the same "random" prefix, and the threads' messages would
+# then be WeChat retries of each other, answered from the first delivery instead of each taking a turn).
 WECHAT_LUA = r"""
-local counter = 0
-local prefix = tostring(os.time()) .. tostring(math.random(100000, 999999))
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  counter = 0
+  prefix = tostring(os.time()) .. string.format("%02d", tid)
+end
 function request()
   counter = counter + 1
-  local sender = "oBench" .. tostring(counter % %SENDERS%)
+  local sender = "oBench" .. tostring((counter * 7 + tid) % %SENDERS%)
   local body = "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[" .. sender ..
     "]]></FromUserName><CreateTime>" .. os.time() .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>" ..
     "<Content><![CDATA[社保卡怎么补办]]></Content><MsgId>" .. prefix .. tostring(counter) .. "</MsgId></xml>"
   return wrk.format("POST", nil, {["Content-Type"] = "text/xml"}, body)
+end
+"""
+
+# A sender that pauses between messages: wrk waits delay() ms before each request on a connection.
+THINK_LUA = r"""
+function delay()
+  return %THINK_MS%
 end
 """
 
@@ -139,33 +161,37 @@ def main() -> int:
                    capture_output=True)
     procs = [
         subprocess.Popen([sys.executable, __file__, "--serve-rasa", str(rasa_port)], cwd=ROOT),
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "4", "-k", "gthread", "--threads", "8",
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
                           "-b", f"127.0.0.1:{app_port}", "--log-level", "warning", "wsgi:app"],
                          cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
     ]
+    think = THINK_LUA.replace("%THINK_MS%", str(THINK_MS))
     try:
         wait_for(f"http://127.0.0.1:{rasa_port}/")
         wait_for(f"http://127.0.0.1:{app_port}/healthz")
         rasa_url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
         app_url = f"http://127.0.0.1:{app_port}/wechat?{signed_query()}"
         wechat_lua = WECHAT_LUA.replace("%SENDERS%", str(SENDERS))
-        wrk(app_url, wechat_lua, 4, 3)  # warm-up: connection pools, first residents, imports
+        # Warm-up: every sender writes once, so the measured messages come from known residents (a new
+        # resident's first message also creates their records), and the pools and imports are warm.
+        wrk(app_url, wechat_lua, 8, WARMUP_SECONDS)
         rows = []
-        for connections in (1, 20):
-            base = wrk(rasa_url, RASA_LUA, connections, seconds)
-            hook = wrk(app_url, wechat_lua, connections, seconds)
-            rows.append((connections, base, hook))
+        for label, connections, extra in (("1 sender", 1, ""), (f"20 senders, {THINK_MS} ms apart", 20, think),
+                                          ("20 senders, back to back", 20, "")):
+            base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
+            hook = wrk(app_url, wechat_lua + extra, connections, seconds)
+            rows.append((label, base, hook))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
-    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn 4 workers x 8 threads")
-    print(f"{'senders':>7} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
-    for connections, base, hook in rows:
+    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads")
+    print(f"{'load':<30} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
+    for label, base, hook in rows:
         for name, r in (("stub bot alone", base), ("WeChat webhook", hook)):
-            print(f"{connections:>7} | {name:<22} | {r['p50']:>7.2f} | {r['p99']:>7.2f} | {r['rps']:>8.0f} | {r['errors']}")
-        print(f"{connections:>7} | {'added by the webhook':<22} | {hook['p50'] - base['p50']:>7.2f} | "
+            print(f"{label:<30} | {name:<22} | {r['p50']:>7.2f} | {r['p99']:>7.2f} | {r['rps']:>8.0f} | {r['errors']}")
+        print(f"{label:<30} | {'added by the webhook':<22} | {hook['p50'] - base['p50']:>7.2f} | "
               f"{hook['p99'] - base['p99']:>7.2f} | ratio of throughput {hook['rps'] / base['rps']:.2f}")
     return 0
 

@@ -1,8 +1,10 @@
-"""Bot bookkeeping jobs."""
+"""Bot bookkeeping jobs: the intents of resident messages, for the reports."""
 from __future__ import annotations
 
+from app.jobs.periodic import every
 from app.services import bot_insights
 
 
-def record_intent(message_id: int) -> None:
-    bot_insights.record_intent(message_id=message_id)
+@every(5)
+def classify_pending() -> int:
+    return bot_insights.classify_pending()

@@ -74,7 +74,8 @@ class Ticket(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    # Indexed: every inbound message asks whether a ticket of its conversation could take it.
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), index=True)
     subject: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(10), default="open")

@@ -15,11 +15,12 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from limits import parse as parse_rate
 from redis.exceptions import RedisError
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import DomainError
@@ -27,13 +28,15 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import bot_insights, identities, outbox, sms_text, tickets, transports
+from app.services import bot_insights, identities, inbound_sender, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
 DEDUP_TTL = 600  # seconds; WeChat retries within 15 s, Twilio within minutes
 DUPLICATE_WAIT = 3.0  # how long a retried webhook waits for the first delivery's passive reply
 PASSIVE_MAX_BYTES = 2000  # WeChat cuts a passive text reply at about 2048 bytes
+# conversations.last_inbound_at is rewritten only when older than this: one UPDATE fewer per message of a chat.
+LAST_INBOUND_PRECISION = timedelta(minutes=10)
 
 APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
 HANDED_OVER = "您的消息已转给人工客服，工作人员会尽快回复您。"
@@ -65,6 +68,7 @@ class Turn:
     address: str
     text: str
     kind: str
+    ticket_may_claim: bool = True
 
 
 class _Duplicate(Exception):
@@ -92,44 +96,57 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     elif guard.take_over_failed():
         # The first delivery stored the message, then failed (say, the database dropped): this retry
         # answers it, and only this one, since taking over is a compare-and-set on the guard.
-        turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+        turn = (_stored_turn(channel=channel, external_id=external_id, address=address)
+                or _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind))
     else:
         return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
     try:
         replies = _answer_without_bot(turn)
         if replies is not None:
-            return _deliver(turn, replies, author="system", passive=deadline is not None, guard=guard)
-        return _bot_turn(turn, deadline=deadline, guard=guard)
+            outcome = _deliver(turn, replies, author="system", passive=deadline is not None, guard=guard)
+        else:
+            outcome = _bot_turn(turn, deadline=deadline, guard=guard)
     except BaseException:
         guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
         raise
+    if outcome.passive_text is None:
+        _make_durable(turn)  # the channel hears "received" without the answer: the message must outlive a crash
+    return outcome
+
+
+# Plain table inserts: the ORM's unit of work costs several times more CPU per row on the webhook's path.
+_INSERT_INBOUND = insert(Message.__table__).returning(Message.__table__.c.id)
+_INSERT_MESSAGES = insert(Message.__table__)
 
 
 def _store(*, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
-    resident = identities.resident_for(channel=channel, address=address)
-    conversation = outbox.conversation_for(resident_id=resident.id, channel=channel)
-    message = Message(conversation_id=conversation.id, channel=channel, direction="in", author="resident",
-                      external_id=external_id, kind=kind[:20], text=text)
-    db.session.add(message)
-    conversation.last_inbound_at = utcnow()
-    if channel == "sms" and resident.sms_opted_out:
-        resident.sms_opted_out = False  # writing in again is the resident's START
+    sender = inbound_sender.sender_for(channel=channel, address=address)
+    row = dict(conversation_id=sender.conversation_id, channel=channel, direction="in", author="resident",
+               external_id=external_id, kind=kind[:20], text=text)
     try:
-        db.session.flush()
-        # Read before the commit expires them: each read after it would be one more SELECT per message.
-        turn = Turn(channel=channel, resident_id=resident.id, conversation_id=conversation.id,
-                    message_id=message.id, bot_sender=conversation.bot_sender, address=address, text=text,
-                    kind=kind)
+        message_id = db.session.execute(_INSERT_INBOUND, row).scalar_one()
+        now = utcnow()
+        if sender.last_inbound_at is None or now - sender.last_inbound_at > LAST_INBOUND_PRECISION:
+            db.session.execute(update(Conversation).where(Conversation.id == sender.conversation_id)
+                               .values(last_inbound_at=now))
+        if channel == "sms" and sender.sms_opted_out:
+            # Writing in again is the resident's START.
+            db.session.execute(update(Resident).where(Resident.id == sender.resident_id).values(sms_opted_out=False))
+        _commit_without_flush_wait()  # receive() makes it durable unless the answer goes back in the response
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise _Duplicate from None
-    return turn
+    return Turn(channel=channel, resident_id=sender.resident_id, conversation_id=sender.conversation_id,
+                message_id=message_id, bot_sender=sender.bot_sender, address=address, text=text, kind=kind,
+                ticket_may_claim=sender.ticket_may_claim)
 
 
-def _stored_turn(*, channel: str, external_id: str, address: str) -> Turn:
-    """The turn of a message stored by an earlier, failed delivery."""
+def _stored_turn(*, channel: str, external_id: str, address: str) -> Turn | None:
+    """The turn of a message stored by an earlier, failed delivery (None if a database crash lost it)."""
     message = db.session.scalar(select(Message).where(Message.channel == channel, Message.external_id == external_id))
+    if message is None:
+        return None
     conversation = db.session.get(Conversation, message.conversation_id)
     return Turn(channel=channel, resident_id=conversation.resident_id, conversation_id=conversation.id,
                 message_id=message.id, bot_sender=conversation.bot_sender, address=address, text=message.text,
@@ -159,6 +176,8 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
         accept_by_sms = _optional("app.services.help", "accept_by_sms")
         if accept_by_sms and accept_by_sms(from_phone=turn.address, text=turn.text):
             return []  # a contact took a help alert; the help service confirms it to them
+    if not turn.ticket_may_claim:
+        return None
     ticket = tickets.route_resident_message(conversation_id=turn.conversation_id, message_id=turn.message_id)
     if ticket is not None:
         # Staff answer from now on; the resident hears once that a person has the conversation.
@@ -233,9 +252,10 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
         if guard:
             guard.finish("done")
         return Outcome()
-    for text in replies:
-        db.session.add(Message(conversation_id=turn.conversation_id, channel=turn.channel, direction="out",
-                               author=author, kind="text", text=text))
+    db.session.execute(_INSERT_MESSAGES, [
+        dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
+             kind="text", text=text) for text in replies
+    ])
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
         _transcript_commit()
@@ -257,14 +277,34 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
 
 
 def _transcript_commit() -> None:
-    """Commit reply rows that only record what the resident was already answered in the HTTP response.
+    """Commit reply rows that only record what the resident was already answered in the HTTP response."""
+    _commit_without_flush_wait()
+    db.session.commit()
 
-    A crash in the next few hundred milliseconds could lose such a row but nothing the resident needs,
-    so PostgreSQL may skip waiting for the disk flush (about 5 ms, the largest cost of a webhook here).
+
+def _commit_without_flush_wait() -> None:
+    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
+
+    Waiting for the flush is the largest cost of a webhook under load. Skipping it risks, on a crash of
+    the database server, losing the last fraction of a second of commits (never corrupting anything). That
+    is acceptable for a message whose answer goes back in the webhook's own response, and for that
+    answer's transcript row; every other outcome is made durable by _make_durable before the channel
+    hears "received", and any later durable commit (a booking, a ticket) flushes these too.
     """
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        db.session.execute(_NO_FLUSH_WAIT)
+
+
+def _make_durable(turn: Turn) -> None:
+    """Wait until the stored message is on disk: a durable commit flushes the log up to itself."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return  # SQLite's commits are all durable
+    db.session.execute(update(Conversation.__table__).where(Conversation.__table__.c.id == turn.conversation_id)
+                       .values(last_inbound_at=utcnow()))
     db.session.commit()
+
+
+_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 def _phone_link_reply(turn: Turn) -> list[str] | None:

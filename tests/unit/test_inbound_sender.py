@@ -1,0 +1,96 @@
+"""The one-query sender lookup of the webhook path agrees with the ticket service about who takes a message."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.models import Message
+from app.models.base import utcnow
+from app.services import inbound_sender, tickets
+from tests.factories import ChannelIdentityFactory, ConversationFactory, StaffFactory
+
+
+@pytest.fixture
+def conversation(session):
+    conversation = ConversationFactory()
+    ChannelIdentityFactory(resident=conversation.resident, channel="wechat", external_id=conversation.address)
+    session.flush()
+    return conversation
+
+
+def _open(conversation):
+    return tickets.open_ticket(street_id=conversation.resident.community.street_id, source="bot", subject="求助",
+                               conversation_id=conversation.id, resident_id=conversation.resident_id)
+
+
+def _resolved(conversation, *, days_ago: float, rated: bool = False, closed: bool = False):
+    staff = StaffFactory(street=conversation.resident.community.street)
+    ticket = _open(conversation)
+    tickets.resolve_ticket(ticket_id=ticket.id, staff_id=staff.id, now=utcnow() - timedelta(days=days_ago))
+    if rated:
+        ticket.csat_score = 4
+    if closed:
+        ticket.status = "closed"
+    return ticket
+
+
+def _lookup(conversation):
+    return inbound_sender.sender_for(channel="wechat", address=conversation.address)
+
+
+def _service_would_act(conversation, text: str) -> bool:
+    """What the ticket service does with a message: take it for staff, or store it as a rating."""
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      text=text)
+    db.session.add(message)
+    db.session.flush()
+    if tickets.capture_csat(conversation_id=conversation.id, text=text):
+        return True
+    return tickets.route_resident_message(conversation_id=conversation.id, message_id=message.id) is not None
+
+
+def test_a_known_sender_is_found_with_their_conversation(session, conversation):
+    found = _lookup(conversation)
+    assert (found.resident_id, found.conversation_id, found.bot_sender) == (
+        conversation.resident_id, conversation.id, conversation.bot_sender)
+    assert found.ticket_may_claim is False
+
+
+def test_a_new_sender_gets_a_resident_and_a_conversation(session):
+    found = inbound_sender.sender_for(channel="sms", address="+8613800000001")
+    again = inbound_sender.sender_for(channel="sms", address="+8613800000001")
+    assert found.resident_id == again.resident_id and found.conversation_id == again.conversation_id
+    assert found.ticket_may_claim is False
+
+
+@pytest.mark.parametrize("state, text, claims", [
+    ("open", "还没人来修", True),
+    ("pending", "照片发您了", True),
+    ("resolved 6 days ago", "又坏了", True),
+    ("resolved 8 days ago, rating asked", "5", True),  # the rating question waits for its answer
+    ("resolved 8 days ago, rated", "新问题", False),
+    ("closed, rated", "新问题", False),
+    ("closed, rating asked", "4", True),
+])
+def test_the_flag_is_set_whenever_a_ticket_would_take_the_message(session, conversation, state, text, claims):
+    if state == "open":
+        _open(conversation)
+    elif state == "pending":
+        tickets.set_status(ticket_id=_open(conversation).id, status="pending",
+                           staff_id=StaffFactory(street=conversation.resident.community.street).id)
+    elif state == "resolved 6 days ago":
+        _resolved(conversation, days_ago=6, rated=True)
+    elif state == "resolved 8 days ago, rating asked":
+        _resolved(conversation, days_ago=8)
+    elif state == "resolved 8 days ago, rated":
+        _resolved(conversation, days_ago=8, rated=True)
+    elif state == "closed, rated":
+        _resolved(conversation, days_ago=9, rated=True, closed=True)
+    elif state == "closed, rating asked":
+        _resolved(conversation, days_ago=9, closed=True)
+    session.flush()
+
+    assert _lookup(conversation).ticket_may_claim is claims
+    assert _service_would_act(conversation, text) is claims
