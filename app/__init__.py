@@ -4,6 +4,7 @@ from __future__ import annotations
 from apiflask import APIFlask
 from werkzeug.routing import IntegerConverter
 
+from app.api.openapi import register_spec_processor
 from app.config import Settings
 from app.errors import ERROR_SCHEMA, register_errorhandlers
 from app.extensions import csrf, db, limiter, login_manager, migrate
@@ -32,6 +33,7 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_spec_processor(app)
     register_commands(app)
     init_request_logging(app)
     return app

@@ -97,6 +97,8 @@ def register_errorhandlers(app: APIFlask) -> None:
     def _http(exc: HTTPException):
         # Keep the exception's own headers (Allow on 405, Retry-After on 429), not its HTML content type.
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        if _is_undecodable_json(exc):
+            return error_body("invalid_json", "the request body is not valid JSON"), 400, headers
         return error_body(_slug(exc.name, exc.code), exc.description or exc.name), exc.code, headers
 
     @app.errorhandler(DataError)
@@ -111,6 +113,11 @@ def register_errorhandlers(app: APIFlask) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
         return error_body("internal_error", "an unexpected error occurred"), 500
+
+
+def _is_undecodable_json(exc: HTTPException) -> bool:
+    # webargs (under @bp.input) aborts with a bare 400 and attaches the decoding error it caught.
+    return exc.code == 400 and isinstance(getattr(exc, "exc", None), ValueError)
 
 
 def _slug(text: str | None, status: int | None) -> str:
