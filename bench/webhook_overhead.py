@@ -4,11 +4,12 @@ Measured with wrk (apt package `wrk`) on this machine, in one run:
   baseline  POST to a stub Rasa REST channel that answers instantly (the bot's own cost, near zero)
   webhook   POST /wechat (signed plaintext text messages, unique MsgIds) to the app under gunicorn, whose
             bot is that same stub: signature, XML, dedup, storage, routing, the bot call, the passive reply
-under three loads: 1 sender writing back to back (the added latency), 20 senders each pausing THINK_MS
-between messages (a busy street, well within capacity), and 20 senders back to back (saturation: the
-machine's throughput, where latency is queueing). Prints p50/p99 latency, messages/s and the ratios.
+under four loads: 1 sender writing back to back (the added latency); 20 senders each pausing a random
+THINK_MS between messages, about 1 s and about 0.1 s on average (20 residents chatting at once, then ten
+times faster); and 20 senders back to back (saturation: the machine's throughput, where latency is
+queueing for the two CPUs). Prints p50/p99 latency, messages/s and the ratios.
 
-Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (10).
+Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20).
 """
 from __future__ import annotations
 
@@ -28,19 +29,23 @@ from urllib.request import urlopen
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "bench-wechat-token"
 SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, none over the flood limit
-THINK_MS = 100  # the paced load: each of 20 senders waits this long between its messages
+# The paced loads: 20 residents writing about a message a second (faster than anyone types), then ten a second.
+THINK_MS = (1000, 100)
 WARMUP_SECONDS = 12  # long enough for every sender to have written once
 WORKERS, THREADS = 4, 8
 
 # Every message a new MsgId: wrk runs one Lua state per thread, so each thread gets its own number (an
 # unseeded math.random would give every thread the same "random" prefix, and the threads' messages would
 # then be WeChat retries of each other, answered from the first delivery instead of each taking a turn).
-WECHAT_LUA = r"""
+THREAD_IDS_LUA = r"""
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("tid", threads)
 end
+"""
+
+WECHAT_LUA = THREAD_IDS_LUA + r"""
 function init(args)
   counter = 0
   prefix = tostring(os.time()) .. string.format("%02d", tid)
@@ -55,14 +60,21 @@ function request()
 end
 """
 
-# A sender that pauses between messages: wrk waits delay() ms before each request on a connection.
+# A sender that pauses between messages: wrk waits delay() ms before each request on a connection. The
+# pause is random (uniform, %THINK_MS% on average) so the senders write independently, as people do; a fixed
+# pause would keep all 20 in lock-step, every message of a round arriving in the same millisecond.
 THINK_LUA = r"""
+local seeded = false
 function delay()
-  return %THINK_MS%
+  if not seeded then
+    math.randomseed(os.time() * 100 + tid)
+    seeded = true
+  end
+  return math.random(0, 2 * %THINK_MS%)
 end
 """
 
-RASA_LUA = r"""
+RASA_LUA = THREAD_IDS_LUA + r"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"sender": "bench", "message": "社保卡怎么补办"}'
@@ -151,7 +163,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 1
-    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
+    seconds = int(os.environ.get("BENCH_SECONDS", "20"))
     env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test"),
            "REDIS_URL": os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"),
            "WECHAT_TOKEN": TOKEN, "ENV": "development", "FLASK_APP": "wsgi"}
@@ -165,7 +177,6 @@ def main() -> int:
                           "-b", f"127.0.0.1:{app_port}", "--log-level", "warning", "wsgi:app"],
                          cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
     ]
-    think = THINK_LUA.replace("%THINK_MS%", str(THINK_MS))
     try:
         wait_for(f"http://127.0.0.1:{rasa_port}/")
         wait_for(f"http://127.0.0.1:{app_port}/healthz")
@@ -176,8 +187,11 @@ def main() -> int:
         # resident's first message also creates their records), and the pools and imports are warm.
         wrk(app_url, wechat_lua, 8, WARMUP_SECONDS)
         rows = []
-        for label, connections, extra in (("1 sender", 1, ""), (f"20 senders, {THINK_MS} ms apart", 20, think),
-                                          ("20 senders, back to back", 20, "")):
+        loads = [("1 sender, back to back", 1, "")]
+        loads += [(f"20 senders, ~{ms / 1000:g} s apart", 20, THINK_LUA.replace("%THINK_MS%", str(ms)))
+                  for ms in THINK_MS]
+        loads += [("20 senders, back to back", 20, "")]
+        for label, connections, extra in loads:
             base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
             hook = wrk(app_url, wechat_lua + extra, connections, seconds)
             rows.append((label, base, hook))
