@@ -205,7 +205,8 @@ def test_sequences_of_linked_operations_never_answer_500_or_break_the_schema(app
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             _check(case, response, world)
 
-    # No shrinking: the answers depend on rows earlier scenarios left behind, so a replay cannot draw the same
+    # No shrinking: each scenario starts from the same rows, but the answers still depend on state outside
+    # the database (Redis's rate-limit windows and dedup keys, the clock), so a replay may not draw the same
     # sequence and Hypothesis would hide a real finding behind FlakyStrategyDefinition.
     Sequences.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None,
                                     phases=[Phase.explicit, Phase.generate],
