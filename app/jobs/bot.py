@@ -8,3 +8,8 @@ from app.services import bot_insights
 @every(5)
 def classify_pending() -> int:
     return bot_insights.classify_pending()
+
+
+def record_intent(message_id: int) -> None:
+    """Jobs queued one per message before the intent queue existed still run after an upgrade."""
+    bot_insights.record_intent(message_id=message_id)

@@ -5,7 +5,7 @@ import logging
 import time
 
 from flask import current_app
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from app.extensions import db
 from app.models import Message
@@ -17,11 +17,12 @@ from integrations.rasa import BotUnavailable
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "linli:intents:pending"
+DRAIN_LOCK = "linli:intents:draining"
 
 
 def classify_later(*, message_id: int) -> None:
     """Queue the message for intent recording, off the reply's path (the REST channel's answer does not
-    carry the intent): one RPUSH here, and the `classify_pending` job asks the bot's NLU in batches.
+    carry the intent): one RPUSH here, and the `classify_pending` job asks the bot's NLU, oldest first.
 
     The intent only feeds the reports, so a Redis failure leaves the message unclassified rather than
     costing the resident's turn anything.
@@ -32,22 +33,40 @@ def classify_later(*, message_id: int) -> None:
         log.warning("message %s will not be classified: %s", message_id, exc)
 
 
-def classify_pending(*, limit: int = 200, budget: float = 8.0) -> int:
-    """Record the intents of queued messages until the queue is empty or `budget` seconds have passed."""
-    redis, done, deadline = get_redis(), 0, time.monotonic() + budget
-    while time.monotonic() < deadline:
-        ids = redis.lpop(PENDING_KEY, limit) or []
-        for n, raw in enumerate(ids):
+def classify_pending(*, budget: float = 4.0) -> int:
+    """Record the intents of queued messages, oldest first, until the queue is empty or `budget` seconds
+    have passed (less than the job's period, so the worker is soon free for alerts and replies).
+
+    One drain at a time, under a Redis lock. An id leaves the queue only once its message is classified or
+    found unclassifiable, so a crash or a database error keeps it for the next run; while the bot is down
+    the whole queue waits, in order.
+    """
+    redis = get_redis()
+    lock = redis.lock(DRAIN_LOCK, timeout=budget + 60, blocking=False)
+    if not lock.acquire():
+        return 0
+    done, deadline = 0, time.monotonic() + budget
+    try:
+        while time.monotonic() < deadline:
+            head = redis.lindex(PENDING_KEY, 0)
+            if head is None:
+                break
             try:
-                record_intent(message_id=int(raw))
+                record_intent(message_id=int(head))
                 done += 1
-            except BotUnavailable as exc:  # the bot is down: keep the rest, in order, for the next run
+            except BotUnavailable as exc:
                 db.session.rollback()
-                redis.lpush(PENDING_KEY, *reversed(ids[n:]))
-                log.warning("intent recording paused, %s messages wait: %s", len(ids) - n, exc)
-                return done
-        if len(ids) < limit:
-            break
+                if not transports.get().bot.status():
+                    log.warning("the bot is down: %s messages wait for their intent", redis.llen(PENDING_KEY))
+                    break
+                # The bot is up but refuses this text: one message must not hold up all the others.
+                log.warning("message %s left unclassified: %s", int(head), exc)
+            redis.lpop(PENDING_KEY)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # held past its timeout; the next drain may already have it
+            pass
     return done
 
 

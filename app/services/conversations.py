@@ -56,6 +56,10 @@ class Outcome:
     passive_text: str | None = None
     duplicate: bool = False
     deferred: bool = False
+    # For receive() only: how the inbound guard ends, and whether the stored message still needs a durable
+    # commit before the channel hears "received" (see _commit_without_flush_wait).
+    guard_state: str = "done"
+    needs_flush: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,21 +100,25 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     elif guard.take_over_failed():
         # The first delivery stored the message, then failed (say, the database dropped): this retry
         # answers it, and only this one, since taking over is a compare-and-set on the guard.
-        turn = (_stored_turn(channel=channel, external_id=external_id, address=address)
-                or _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind))
+        try:
+            turn = _taken_over_turn(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+        except BaseException:
+            guard.finish("failed")  # still unanswered: the next retry tries again
+            raise
     else:
         return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
     try:
         replies = _answer_without_bot(turn)
         if replies is not None:
-            outcome = _deliver(turn, replies, author="system", passive=deadline is not None, guard=guard)
+            outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False)
         else:
-            outcome = _bot_turn(turn, deadline=deadline, guard=guard)
+            outcome = _bot_turn(turn, deadline=deadline)
+        if outcome.needs_flush:
+            _make_durable(turn)  # before the guard says the turn is over: a retry must find the message
     except BaseException:
         guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
         raise
-    if outcome.passive_text is None:
-        _make_durable(turn)  # the channel hears "received" without the answer: the message must outlive a crash
+    guard.finish(outcome.guard_state)
     return outcome
 
 
@@ -140,6 +148,16 @@ def _store(*, channel: str, external_id: str, address: str, text: str, kind: str
     return Turn(channel=channel, resident_id=sender.resident_id, conversation_id=sender.conversation_id,
                 message_id=message_id, bot_sender=sender.bot_sender, address=address, text=text, kind=kind,
                 ticket_may_claim=sender.ticket_may_claim)
+
+
+def _taken_over_turn(*, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
+    turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+    if turn is None:  # a database crash lost it (its commit did not wait for the disk): store it again
+        try:
+            turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+        except _Duplicate:  # stored a moment ago after all (a delivery that went on without Redis)
+            turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+    return turn
 
 
 def _stored_turn(*, channel: str, external_id: str, address: str) -> Turn | None:
@@ -188,41 +206,41 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
     return None
 
 
-def _bot_turn(turn: Turn, *, deadline: float | None, guard: "_Guard") -> Outcome:
+def _bot_turn(turn: Turn, *, deadline: float | None) -> Outcome:
     future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
                                 float(current_app.config.get("BOT_TIMEOUT", 10.0)))
     if deadline is None:
-        return _deliver(turn, _bot_replies(turn, future), author="bot", passive=False, guard=guard)
+        return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
     try:
         future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
         # Too late for a passive reply: answer "success" now, send through the 客服 API when the bot is done.
-        guard.finish("outbox")
         app = current_app._get_current_object()
         future.add_done_callback(lambda done: _finish_late(app, turn, done))
-        return Outcome(deferred=True)
+        return Outcome(deferred=True, guard_state="outbox")
     except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
         pass
-    return _deliver(turn, _bot_replies(turn, future), author="bot", passive=True, guard=guard)
+    return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True)
 
 
 def _finish_late(app, turn: Turn, future: Future) -> None:
     with app.app_context():
         try:
-            _deliver(turn, _bot_replies(turn, future), author="bot", passive=False, guard=None)
+            _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
         except Exception:
             log.exception("late bot reply for message %s could not be queued", turn.message_id)
 
 
-def _bot_replies(turn: Turn, future: Future) -> list[str]:
+def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
+    """The bot's replies, and whether they answer the message (not an apology for the bot's failure)."""
     try:
         messages = future.result()
     except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
         log.warning("bot failed for message %s: %s", turn.message_id, exc)
         _hand_to_staff(turn, reason=str(exc))
-        return [APOLOGY]
+        return [APOLOGY], False
     bot_insights.classify_later(message_id=turn.message_id)
-    return [text for text in (_render(m) for m in messages) if text]
+    return [text for text in (_render(m) for m in messages) if text], True
 
 
 def _render(message: dict) -> str:
@@ -246,11 +264,13 @@ def _hand_to_staff(turn: Turn, *, reason: str) -> None:
                       data={"message_id": turn.message_id, "bot_error": reason[:300]})
 
 
-def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guard: "_Guard | None") -> Outcome:
-    """Keep the replies as messages; answer passively if allowed and short enough, else queue them in order."""
+def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passive: bool) -> Outcome:
+    """Keep the replies as messages; answer passively if allowed and short enough, else queue them in order.
+
+    `answer`: the replies answer the message (the bot's reply), rather than acknowledge it (an apology,
+    "slow down", "handed to staff"): only then may a crash lose the stored message along with the transcript.
+    """
     if not replies:
-        if guard:
-            guard.finish("done")
         return Outcome()
     db.session.execute(_INSERT_MESSAGES, [
         dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
@@ -259,9 +279,7 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
         _transcript_commit()
-        if guard:
-            guard.finish("passive:" + joined)
-        return Outcome(passive_text=joined)
+        return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer)
     bodies = sms_text.segment("\n".join(replies)) if turn.channel == "sms" else replies
     rows = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
                                  dedup_key=f"turn:{turn.message_id}:{n}") for n, body in enumerate(bodies)]
@@ -270,10 +288,9 @@ def _deliver(turn: Turn, replies: list[str], *, author: str, passive: bool, guar
     except IntegrityError:  # this turn's replies were queued already
         db.session.rollback()
         rows = []
-    if guard:
-        guard.finish("outbox")
     outbox.dispatch(outbound_ids=[row.id for row in rows])
-    return Outcome(deferred=True)
+    # That commit waited for the disk, and the message's earlier commit is on disk with it.
+    return Outcome(deferred=True, guard_state="outbox", needs_flush=False)
 
 
 def _transcript_commit() -> None:

@@ -1,19 +1,25 @@
-"""The WeChat webhook's hot path: what a known resident's message costs the database, the intents recorded
-after the turn, and a retry that finds the first delivery's message lost."""
+"""The WeChat webhook's hot path: what a known resident's message costs the database, when its commit must
+wait for the disk, the intents recorded after the turn, and retries after a failure."""
 from __future__ import annotations
 
+import json
+import threading
+import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from app.models import Conversation, Message
+from app.models import Conversation, Message, OutboundMessage
 from app.redis_client import get_redis
-from app.services import bot_insights, tickets, transports
+from app.services import bot_insights, conversations, tickets, transports
 from app.services.conversations import _Guard
-from integrations.rasa import ScriptedBot
+from integrations.rasa import RasaRestClient, ScriptedBot
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    post_plain, rasa, street, text_xml, web,
+    plain_query, post_plain, rasa, recorders, street, text_xml, web,
 )
 
 OPENID = "oHotPath0001"
@@ -57,7 +63,7 @@ def test_with_an_open_ticket_the_message_goes_to_staff_not_the_bot(app, web, ras
     assert "人工" in body and len(rasa.turns) == turns
 
 
-def test_intents_are_recorded_after_the_turn_in_batches(app, web, street):
+def test_intents_are_recorded_after_the_turn_oldest_first(app, web, street):
     previous = transports.use(app).bot
     transports.use(app, bot=ScriptedBot(default="好的", intents={"老年卡怎么办": "faq", "啊吧啊吧": "nlu_fallback"}))
     try:
@@ -103,3 +109,189 @@ def test_a_retry_that_takes_over_a_failed_turn_stores_a_message_the_database_los
     assert "收到：挂号" in body
     with app.app_context():
         assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7401")) == 1
+
+
+@contextmanager
+def transactions(app):
+    """The statements of each committed transaction, in order (this test's requests run one at a time)."""
+    done: list[list[str]] = []
+    current: list[str] = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        current.append(" ".join(statement.split())[:60])
+
+    def commit(conn):
+        done.append(list(current))
+        current.clear()
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", commit)
+    try:
+        yield done
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", commit)
+
+
+def _waits_for_disk(transaction: list[str]) -> bool:
+    return not any(s.startswith("SET LOCAL synchronous_commit TO OFF") for s in transaction)
+
+
+def test_a_message_answered_in_the_response_is_not_waited_for_but_one_answered_later_is(
+        app, web, rasa, street, recorders, monkeypatch):
+    if not app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("SQLite's commits always wait for the disk: there is no flush to skip")
+    post_plain(web, text_xml(OPENID, "你好", 7501))
+    with transactions(app) as answered_now:
+        assert "收到：社保" in post_plain(web, text_xml(OPENID, "社保", 7502)).get_data(as_text=True)
+    assert answered_now and not any(_waits_for_disk(t) for t in answered_now), answered_now
+
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.2)
+    rasa.delay = 0.8
+    with transactions(app) as answered_later:
+        assert post_plain(web, text_xml(OPENID, "挂号", 7503)).get_data(as_text=True) == "success"
+        before_success = list(answered_later)
+    # The message's own commit skipped the wait; a commit that waits for the disk came before "success".
+    assert any(s.startswith("INSERT INTO messages") for s in before_success[0])
+    assert _waits_for_disk(before_success[-1]) and any(s.startswith("UPDATE conversations")
+                                                       for s in before_success[-1]), before_success
+    _wait_for_outbox(app, 1)
+
+
+def _wait_for_outbox(app, count: int) -> list[OutboundMessage]:
+    deadline = time.monotonic() + 5
+    with app.app_context():
+        while time.monotonic() < deadline:
+            rows = db.session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+            if len(rows) >= count:
+                return rows
+            db.session.remove()
+            time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} outbox rows")
+
+
+def test_when_the_flush_fails_the_retry_takes_the_turn_and_the_reply_is_queued_once(
+        app, web, rasa, street, recorders, monkeypatch):
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.2)
+    rasa.delay = 0.6
+    flush = conversations._make_durable
+    failures = []
+
+    def flaky_flush(turn):  # the database goes away right after the message was stored
+        if not failures:
+            failures.append(turn.message_id)
+            raise OperationalError("UPDATE conversations", {}, Exception("server closed the connection"))
+        flush(turn)
+
+    monkeypatch.setattr(conversations, "_make_durable", flaky_flush)
+    xml = text_xml(OPENID, "挂号", 7601)
+    first = web.post("/wechat?" + plain_query(), data=xml, content_type="text/xml")
+    assert first.status_code == 500
+    with app.app_context():
+        assert get_redis().get("linli:inbound:wechat:7601") == b"failed"
+
+    retry = web.post("/wechat?" + plain_query(), data=xml, content_type="text/xml")
+    assert retry.status_code == 200 and retry.get_data(as_text=True) == "success"
+    with app.app_context():
+        assert get_redis().get("linli:inbound:wechat:7601") == b"outbox"
+    time.sleep(1.0)  # both late bot answers have arrived by now
+    rows = _wait_for_outbox(app, 1)
+    assert [r.body for r in rows] == ["收到：挂号"]  # one reply, though the bot was asked twice
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7601")) == 1
+
+
+class NluStub:
+    """Rasa's /model/parse on loopback: refuses one text with a 500, classifies the others as greet."""
+
+    def __init__(self, refused: str):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self):  # noqa: N802
+                text = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))["text"]
+                body = b"{}" if text == refused else json.dumps({"intent": {"name": "greet"}}).encode()
+                self.send_response(500 if text == refused else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _queue(app, *texts) -> list[int]:
+    with app.app_context():
+        conversation = db.session.scalar(select(Conversation))
+        ids = []
+        for text in texts:
+            message = Message(conversation_id=conversation.id, channel="wechat", direction="in",
+                              author="resident", text=text)
+            db.session.add(message)
+            db.session.commit()
+            bot_insights.classify_later(message_id=message.id)
+            ids.append(message.id)
+        return ids
+
+
+def _intents(app, ids) -> list[str | None]:
+    with app.app_context():
+        return [db.session.get(Message, i).intent for i in ids]
+
+
+def test_a_text_the_nlu_refuses_does_not_hold_up_the_others(app, web, rasa, street):
+    post_plain(web, text_xml(OPENID, "你好", 7701))
+    with app.app_context():
+        get_redis().delete(bot_insights.PENDING_KEY)
+    nlu = NluStub(refused="毒")
+    previous = transports.use(app).bot
+    transports.use(app, bot=RasaRestClient(nlu.url))
+    try:
+        ids = _queue(app, "毒", "一", "二")
+        with app.app_context():
+            assert bot_insights.classify_pending() == 2
+            assert get_redis().llen(bot_insights.PENDING_KEY) == 0
+        assert _intents(app, ids) == [None, "greet", "greet"]
+    finally:
+        transports.use(app, bot=previous)
+        nlu.server.shutdown()
+
+
+def test_a_database_error_while_recording_keeps_the_message_queued(app, web, street, monkeypatch):
+    previous = transports.use(app).bot
+    transports.use(app, bot=ScriptedBot(default="好的", intents={"一": "greet", "二": "faq"}))
+    post_plain(web, text_xml(OPENID, "你好", 7801))
+    with app.app_context():
+        get_redis().delete(bot_insights.PENDING_KEY)
+    record = bot_insights.record_intent
+    calls = []
+
+    def flaky_record(*, message_id):
+        calls.append(message_id)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE messages", {}, Exception("server closed the connection"))
+        return record(message_id=message_id)
+
+    monkeypatch.setattr(bot_insights, "record_intent", flaky_record)
+    try:
+        ids = _queue(app, "一", "二")
+        with app.app_context():
+            try:
+                bot_insights.classify_pending()
+            except OperationalError:
+                db.session.rollback()
+            assert get_redis().llen(bot_insights.PENDING_KEY) == 2  # nothing left the queue
+            assert bot_insights.classify_pending() == 2
+        assert _intents(app, ids) == ["greet", "faq"]
+    finally:
+        transports.use(app, bot=previous)
