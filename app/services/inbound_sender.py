@@ -25,7 +25,7 @@ class InboundSender:
     bot_sender: str
     last_inbound_at: datetime | None
     # False only when no ticket could take the message (none open, none resolved within the reopen
-    # window, no rating asked for): then routing to staff and rating capture need no queries at all.
+    # window, where its rating question lives too): then routing to staff and rating capture need no queries.
     ticket_may_claim: bool
 
 
@@ -47,11 +47,10 @@ def sender_for(*, channel: str, address: str) -> InboundSender:
 
 def _claiming_ticket(conversation_id):
     """Tickets that route_resident_message or capture_csat could act on (a superset is harmless)."""
+    # A resolved ticket within the reopen window covers both reopening and its rating question.
     return exists().where(
         _tickets.c.conversation_id == conversation_id,
-        or_(_tickets.c.status.in_(tickets.OPEN_STATUSES),
-            _tickets.c.resolved_at >= bindparam("resolved_since"),
-            and_(_tickets.c.csat_requested_at.is_not(None), _tickets.c.csat_score.is_(None))),
+        or_(_tickets.c.status.in_(tickets.OPEN_STATUSES), _tickets.c.resolved_at >= bindparam("resolved_since")),
     )
 
 

@@ -144,12 +144,17 @@ def parse_score(text: str | None) -> int | None:
 
 
 def capture_csat(*, conversation_id: int, text: str) -> str | None:
-    """Store a 1-5 rating for the conversation's resolved ticket that asked for one; the thank-you, or None."""
+    """Store a 1-5 rating for the conversation's resolved ticket that asked for one; the thank-you, or None.
+
+    Only while the ticket could still reopen (REOPEN_WINDOW after resolution): after that the bot has the
+    conversation again, and a resident's "1" answers the bot's numbered options, not a rating asked long ago.
+    """
     score = parse_score(text)
     if score is None:
         return None
     ticket = db.session.scalar(
-        select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(("resolved", "closed")),
+        select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status == "resolved",
+                             Ticket.resolved_at >= utcnow() - REOPEN_WINDOW,
                              Ticket.csat_requested_at.is_not(None), Ticket.csat_score.is_(None))
         .order_by(Ticket.resolved_at.desc()).limit(1)
     )

@@ -69,10 +69,11 @@ def test_a_new_sender_gets_a_resident_and_a_conversation(session):
     ("open", "还没人来修", True),
     ("pending", "照片发您了", True),
     ("resolved 6 days ago", "又坏了", True),
-    ("resolved 8 days ago, rating asked", "5", True),  # the rating question waits for its answer
+    ("resolved 6 days ago, rating asked", "5", True),
+    ("resolved 8 days ago, rating asked", "5", False),  # the question lapsed: "5" may answer the bot's options
     ("resolved 8 days ago, rated", "新问题", False),
     ("closed, rated", "新问题", False),
-    ("closed, rating asked", "4", True),
+    ("closed, rating asked", "4", False),
 ])
 def test_the_flag_is_set_whenever_a_ticket_would_take_the_message(session, conversation, state, text, claims):
     if state == "open":
@@ -82,6 +83,8 @@ def test_the_flag_is_set_whenever_a_ticket_would_take_the_message(session, conve
                            staff_id=StaffFactory(street=conversation.resident.community.street).id)
     elif state == "resolved 6 days ago":
         _resolved(conversation, days_ago=6, rated=True)
+    elif state == "resolved 6 days ago, rating asked":
+        _resolved(conversation, days_ago=6)
     elif state == "resolved 8 days ago, rating asked":
         _resolved(conversation, days_ago=8)
     elif state == "resolved 8 days ago, rated":

@@ -114,3 +114,14 @@ def test_anything_but_one_to_five_is_not_a_rating(session, conversation, staff, 
 def test_no_rating_is_taken_when_none_was_asked(session, conversation):
     _open(conversation)
     assert tickets.capture_csat(conversation_id=conversation.id, text="5") is None
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_after_the_reopen_window_a_digit_is_no_longer_taken_as_the_rating(session, conversation, staff, closed):
+    ticket = _open(conversation)
+    tickets.resolve_ticket(ticket_id=ticket.id, staff_id=staff.id, now=utcnow() - timedelta(days=8))
+    if closed:
+        assert tickets.close_resolved() == 1
+    assert tickets.capture_csat(conversation_id=conversation.id, text="1") is None  # "1. 挂号" from the bot's list
+    session.refresh(ticket)
+    assert ticket.csat_score is None
