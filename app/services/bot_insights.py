@@ -9,7 +9,7 @@ from redis.exceptions import LockError, RedisError
 
 from app.extensions import db
 from app.models import Message
-from app.redis_client import get_redis
+from app.redis_client import get_queue, get_redis
 from app.services import transports
 from app.services.reports import rollup
 from integrations.rasa import BotUnavailable
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PENDING_KEY = "linli:intents:pending"
 DRAIN_LOCK = "linli:intents:draining"
+URGENT_QUEUES = ("escalation", "outbound")
 
 
 def classify_later(*, message_id: int) -> None:
@@ -37,7 +38,8 @@ def classify_pending(*, budget: float = 4.0) -> int:
     """Record the intents of queued messages, oldest first, until the queue is empty or `budget` seconds
     have passed (less than the job's period, so the worker is soon free for alerts and replies).
 
-    One drain at a time, under a Redis lock. An id leaves the queue only once its message is classified or
+    It stops early when an alert or a reply is queued (see _urgent_work_waiting). One drain at a time, under a
+    Redis lock. An id leaves the queue only once its message is classified or
     found unclassifiable, so a crash or a database error keeps it for the next run; while the bot is down
     the whole queue waits, in order.
     """
@@ -47,7 +49,7 @@ def classify_pending(*, budget: float = 4.0) -> int:
         return 0
     done, deadline = 0, time.monotonic() + budget
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not _urgent_work_waiting():
             head = redis.lindex(PENDING_KEY, 0)
             if head is None:
                 break
@@ -68,6 +70,15 @@ def classify_pending(*, budget: float = 4.0) -> int:
         except LockError:  # held past its timeout; the next drain may already have it
             pass
     return done
+
+
+def _urgent_work_waiting() -> bool:
+    """A help alert's next call or a resident's reply is queued: the worker must get to it first.
+
+    The worker takes its queues in priority order, but only between jobs; without this a drain would hold
+    an alert's first call for up to its whole budget.
+    """
+    return any(get_queue(name).count for name in URGENT_QUEUES)
 
 
 def record_intent(*, message_id: int) -> str | None:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import Conversation, Message, OutboundMessage
-from app.redis_client import get_redis
+from app.redis_client import get_queue, get_redis
 from app.services import bot_insights, conversations, tickets, transports
 from app.services.conversations import _Guard
 from integrations.rasa import RasaRestClient, ScriptedBot
@@ -291,6 +291,25 @@ def test_a_database_error_while_recording_keeps_the_message_queued(app, web, str
             except OperationalError:
                 db.session.rollback()
             assert get_redis().llen(bot_insights.PENDING_KEY) == 2  # nothing left the queue
+            assert bot_insights.classify_pending() == 2
+        assert _intents(app, ids) == ["greet", "faq"]
+    finally:
+        transports.use(app, bot=previous)
+
+
+def test_a_drain_stops_while_a_help_alert_or_a_reply_waits_for_the_worker(app, web, street):
+    previous = transports.use(app).bot
+    transports.use(app, bot=ScriptedBot(default="好的", intents={"一": "greet", "二": "faq"}))
+    post_plain(web, text_xml(OPENID, "你好", 7901))
+    try:
+        with app.app_context():
+            get_redis().delete(bot_insights.PENDING_KEY)
+        ids = _queue(app, "一", "二")
+        with app.app_context():
+            waiting = get_queue("escalation").enqueue("builtins.print", "an alert's next call")
+            assert bot_insights.classify_pending() == 0
+            assert get_redis().llen(bot_insights.PENDING_KEY) == 2
+            waiting.delete()
             assert bot_insights.classify_pending() == 2
         assert _intents(app, ids) == ["greet", "faq"]
     finally:
