@@ -6,11 +6,13 @@ A2 (r3); street B (rB) writes and raises tickets in the same days and must never
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app.extensions import db
 from app.models import Appointment, HelpAlert, HelpContact, Message, Ticket
@@ -28,6 +30,34 @@ MIN = 60
 def sh(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     """A Shanghai wall-clock time as the UTC-aware datetime the models store."""
     return datetime(2024, month, day, hour, minute, tzinfo=SH).astimezone(timezone.utc)
+
+
+def sqlite_app_for(tmp_path_factory, name: str):
+    """An app on a fresh SQLite file (the laptop default), migrated to head."""
+    from tests.conftest import make_test_app, reset_schema
+
+    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp(name) / 'linli.db'}")
+    reset_schema(app)
+    return app
+
+
+@contextmanager
+def rolled_back_world(app):
+    """The fixture street in one transaction rolled back afterwards (pysqlite's savepoints would commit it:
+    the session joins the connection's transaction and leaves it to this helper instead)."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        scoped = scoped_session(sessionmaker(bind=connection))
+        original, db.session = db.session, scoped
+        try:
+            assert db.session.get_bind().dialect.name == "sqlite"
+            yield build()
+        finally:
+            scoped.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
 
 
 def build() -> SimpleNamespace:

@@ -2,11 +2,8 @@
 wait for the disk, the intents recorded after the turn, and retries after a failure."""
 from __future__ import annotations
 
-import json
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import event, func, select
@@ -19,33 +16,42 @@ from app.services import bot_insights, conversations, tickets, transports
 from app.services.conversations import _Guard
 from integrations.rasa import RasaRestClient, ScriptedBot
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    plain_query, post_plain, rasa, recorders, street, text_xml, web,
+    RasaStub, plain_query, post_plain, rasa, recorders, street, text_xml, web,
 )
 
 OPENID = "oHotPath0001"
 
 
 @contextmanager
-def statements(app):
-    seen: list[str] = []
+def transactions(app):
+    """The statements of each committed transaction, in order (this test's requests run one at a time)."""
+    done: list[list[str]] = []
+    current: list[str] = []
 
     def record(conn, cursor, statement, params, context, executemany):
-        seen.append(" ".join(statement.split())[:80])
+        current.append(" ".join(statement.split())[:60])
+
+    def commit(conn):
+        done.append(list(current))
+        current.clear()
 
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", commit)
     try:
-        yield seen
+        yield done
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", commit)
 
 
 def test_a_known_residents_message_needs_no_ticket_queries(app, web, rasa, street):
     assert "收到：你好" in post_plain(web, text_xml(OPENID, "你好", 7001)).get_data(as_text=True)
-    with statements(app) as seen:
+    with transactions(app) as committed:
         body = post_plain(web, text_xml(OPENID, "社保卡怎么补办", 7002)).get_data(as_text=True)
     assert "收到：社保卡怎么补办" in body
+    seen = [statement for transaction in committed for statement in transaction]
     # One lookup (resident, conversation, "could a ticket take this?"), the message, the reply.
     assert [s.split(" ")[0] for s in seen if not s.startswith("SET LOCAL")] == ["SELECT", "INSERT", "INSERT"], seen
     assert not any(s.startswith("SELECT tickets") for s in seen)
@@ -109,30 +115,6 @@ def test_a_retry_that_takes_over_a_failed_turn_stores_a_message_the_database_los
     assert "收到：挂号" in body
     with app.app_context():
         assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7401")) == 1
-
-
-@contextmanager
-def transactions(app):
-    """The statements of each committed transaction, in order (this test's requests run one at a time)."""
-    done: list[list[str]] = []
-    current: list[str] = []
-
-    def record(conn, cursor, statement, params, context, executemany):
-        current.append(" ".join(statement.split())[:60])
-
-    def commit(conn):
-        done.append(list(current))
-        current.clear()
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    event.listen(engine, "commit", commit)
-    try:
-        yield done
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-        event.remove(engine, "commit", commit)
 
 
 def _waits_for_disk(transaction: list[str]) -> bool:
@@ -203,33 +185,6 @@ def test_when_the_flush_fails_the_retry_takes_the_turn_and_the_reply_is_queued_o
         assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7601")) == 1
 
 
-class NluStub:
-    """Rasa's /model/parse on loopback: refuses one text with a 500, classifies the others as greet."""
-
-    def __init__(self, refused: str):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_POST(self):  # noqa: N802
-                text = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))["text"]
-                body = b"{}" if text == refused else json.dumps({"intent": {"name": "greet"}}).encode()
-                self.send_response(500 if text == refused else 200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def _queue(app, *texts) -> list[int]:
     with app.app_context():
         conversation = db.session.scalar(select(Conversation))
@@ -253,7 +208,7 @@ def test_a_text_the_nlu_refuses_does_not_hold_up_the_others(app, web, rasa, stre
     post_plain(web, text_xml(OPENID, "你好", 7701))
     with app.app_context():
         get_redis().delete(bot_insights.PENDING_KEY)
-    nlu = NluStub(refused="毒")
+    nlu = RasaStub(intent=lambda text: None if text == "毒" else "greet")  # refuses one text with a 500
     previous = transports.use(app).bot
     transports.use(app, bot=RasaRestClient(nlu.url))
     try:
@@ -264,7 +219,7 @@ def test_a_text_the_nlu_refuses_does_not_hold_up_the_others(app, web, rasa, stre
         assert _intents(app, ids) == [None, "greet", "greet"]
     finally:
         transports.use(app, bot=previous)
-        nlu.server.shutdown()
+        nlu.stop()
 
 
 def test_a_database_error_while_recording_keeps_the_message_queued(app, web, street, monkeypatch):

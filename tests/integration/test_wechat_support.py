@@ -76,10 +76,14 @@ def decrypt_reply(body: str) -> str:
 
 
 class RasaStub:
-    """Rasa's REST channel on loopback: answers `reply(sender, text)` after `delay`, counts every turn."""
+    """Rasa's REST channel on loopback: answers `reply(sender, text)` after `delay`, counts every turn.
 
-    def __init__(self, reply=None, *, delay: float = 0.0, status: int = 200):
+    Its NLU (`/model/parse`) answers `intent(text)`: an intent name, or None for a 500 refusing that text.
+    """
+
+    def __init__(self, reply=None, *, delay: float = 0.0, status: int = 200, intent=None):
         self.reply = reply or (lambda sender, text: [{"recipient_id": sender, "text": f"收到：{text}"}])
+        self.intent = intent or (lambda text: "greet")
         self.delay = delay
         self.status = status
         self.turns: list[tuple[str, str]] = []
@@ -87,14 +91,23 @@ class RasaStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (Rasa's root URL: the status check)
+                self._answer(200, b"Hello from Rasa")
+
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path == "/model/parse":
+                    name = stub.intent(body.get("text"))
+                    self._answer(500 if name is None else 200, json.dumps({"intent": {"name": name}}).encode())
+                    return
                 with stub._lock:
                     stub.turns.append((body.get("sender"), body.get("message")))
                 if stub.delay:
                     time.sleep(stub.delay)
-                payload = json.dumps(stub.reply(body.get("sender"), body.get("message"))).encode()
-                self.send_response(stub.status)
+                self._answer(stub.status, json.dumps(stub.reply(body.get("sender"), body.get("message"))).encode())
+
+            def _answer(self, status: int, payload: bytes):
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

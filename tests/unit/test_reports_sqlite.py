@@ -3,35 +3,20 @@ percentiles, date(..., '+8 hours') days, julianday durations) must give PostgreS
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app.extensions import db
-from tests.conftest import make_test_app, reset_schema
-from tests.integration.test_reports_support import CHECKS, build
+from tests.integration.test_reports_support import CHECKS, rolled_back_world, sqlite_app_for
 
 
 @pytest.fixture(scope="module")
 def sqlite_app(tmp_path_factory):
-    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('reports') / 'linli.db'}")
-    reset_schema(app)
-    return app
+    return sqlite_app_for(tmp_path_factory, "reports")
 
 
 @pytest.fixture
 def sqlite_world(sqlite_app):
-    """The fixture street, flushed inside one transaction that is rolled back afterwards."""
-    with sqlite_app.app_context():
-        connection = db.engine.connect()
-        outer = connection.begin()
-        scoped = scoped_session(sessionmaker(bind=connection))
-        original, db.session = db.session, scoped
-        try:
-            yield build()
-        finally:
-            scoped.remove()
-            db.session = original
-            outer.rollback()
-            connection.close()
+    with rolled_back_world(sqlite_app) as world:
+        yield world
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
