@@ -20,7 +20,7 @@ from datetime import timedelta
 from flask import current_app
 from limits import parse as parse_rate
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import DomainError
@@ -28,7 +28,7 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import bot_insights, identities, inbound_sender, outbox, sms_text, tickets, transports
+from app.services import bot_insights, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Outcome:
     duplicate: bool = False
     deferred: bool = False
     # For receive() only: how the inbound guard ends, and whether the stored message still needs a durable
-    # commit before the channel hears "received" (see _commit_without_flush_wait).
+    # commit before the channel hears "received" (see inbound_db).
     guard_state: str = "done"
     needs_flush: bool = True
 
@@ -89,86 +89,91 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     deadline = None if budget is None else time.monotonic() + budget
     guard = _Guard(channel, external_id)
     if guard.claim():
+        taking_over = False
+    elif guard.take_over_failed():
+        # The first delivery stored the message, then failed (say, the database dropped): this retry
+        # answers it, and only this one, since taking over is a compare-and-set on the guard.
+        taking_over = True
+    else:
+        return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
+    message = dict(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+    with inbound_db.connect() as conn:
         try:
-            turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+            turn = _taken_over_turn(conn, **message) if taking_over else _store(conn, **message)
         except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
             guard.finish("done")
             return Outcome(duplicate=True)
         except BaseException:
-            guard.release()  # nothing stored: the channel's retry may try again
+            # Nothing stored: the channel's retry may try again. A taken-over turn is still unanswered.
+            guard.finish("failed") if taking_over else guard.release()
             raise
-    elif guard.take_over_failed():
-        # The first delivery stored the message, then failed (say, the database dropped): this retry
-        # answers it, and only this one, since taking over is a compare-and-set on the guard.
         try:
-            turn = _taken_over_turn(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+            replies = _answer_without_bot(turn)
+            if replies is not None:
+                outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False,
+                                   conn=conn)
+            else:
+                outcome = _bot_turn(turn, deadline=deadline, conn=conn)
+            if outcome.needs_flush:
+                _make_durable(turn)  # before the guard says the turn is over: a retry must find the message
         except BaseException:
-            guard.finish("failed")  # still unanswered: the next retry tries again
+            guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
             raise
-    else:
-        return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
-    try:
-        replies = _answer_without_bot(turn)
-        if replies is not None:
-            outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False)
-        else:
-            outcome = _bot_turn(turn, deadline=deadline)
-        if outcome.needs_flush:
-            _make_durable(turn)  # before the guard says the turn is over: a retry must find the message
-    except BaseException:
-        guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
-        raise
     guard.finish(outcome.guard_state)
     return outcome
 
 
-# Plain table inserts: the ORM's unit of work costs several times more CPU per row on the webhook's path.
-_INSERT_INBOUND = insert(Message.__table__).returning(Message.__table__.c.id)
-_INSERT_MESSAGES = insert(Message.__table__)
+# Plain table statements: the ORM's unit of work costs several times more CPU per row on the webhook's path.
+_messages, _conversations, _residents = Message.__table__, Conversation.__table__, Resident.__table__
+_INSERT_INBOUND = insert(_messages).returning(_messages.c.id)
+_INSERT_MESSAGES = insert(_messages)
+_TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+                       .values(last_inbound_at=bindparam("now")))
 
 
-def _store(*, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
-    sender = inbound_sender.sender_for(channel=channel, address=address)
+def _store(conn: Connection, *, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
+    """Keep the message (on `conn`, an inbound_db connection: each statement commits by itself)."""
+    sender = inbound_sender.sender_for(conn, channel=channel, address=address)
     row = dict(conversation_id=sender.conversation_id, channel=channel, direction="in", author="resident",
                external_id=external_id, kind=kind[:20], text=text)
     try:
-        message_id = db.session.execute(_INSERT_INBOUND, row).scalar_one()
-        now = utcnow()
-        if sender.last_inbound_at is None or now - sender.last_inbound_at > LAST_INBOUND_PRECISION:
-            db.session.execute(update(Conversation).where(Conversation.id == sender.conversation_id)
-                               .values(last_inbound_at=now))
-        if channel == "sms" and sender.sms_opted_out:
-            # Writing in again is the resident's START.
-            db.session.execute(update(Resident).where(Resident.id == sender.resident_id).values(sms_opted_out=False))
-        _commit_without_flush_wait()  # receive() makes it durable unless the answer goes back in the response
-        db.session.commit()
+        message_id = conn.execute(_INSERT_INBOUND, row).scalar_one()
     except IntegrityError:
-        db.session.rollback()
         raise _Duplicate from None
+    now = utcnow()
+    if sender.last_inbound_at is None or now - sender.last_inbound_at > LAST_INBOUND_PRECISION:
+        conn.execute(_TOUCH_CONVERSATION, {"conversation_id": sender.conversation_id, "now": now})
+    if channel == "sms" and sender.sms_opted_out:
+        # Writing in again is the resident's START.
+        conn.execute(update(_residents).where(_residents.c.id == sender.resident_id).values(sms_opted_out=False))
     return Turn(channel=channel, resident_id=sender.resident_id, conversation_id=sender.conversation_id,
                 message_id=message_id, bot_sender=sender.bot_sender, address=address, text=text, kind=kind,
                 ticket_may_claim=sender.ticket_may_claim)
 
 
-def _taken_over_turn(*, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
-    turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+def _taken_over_turn(conn: Connection, *, channel: str, external_id: str, address: str, text: str,
+                     kind: str) -> Turn:
+    turn = _stored_turn(conn, channel=channel, external_id=external_id, address=address)
     if turn is None:  # a database crash lost it (its commit did not wait for the disk): store it again
         try:
-            turn = _store(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+            turn = _store(conn, channel=channel, external_id=external_id, address=address, text=text, kind=kind)
         except _Duplicate:  # stored a moment ago after all (a delivery that went on without Redis)
-            turn = _stored_turn(channel=channel, external_id=external_id, address=address)
+            turn = _stored_turn(conn, channel=channel, external_id=external_id, address=address)
     return turn
 
 
-def _stored_turn(*, channel: str, external_id: str, address: str) -> Turn | None:
+def _stored_turn(conn: Connection, *, channel: str, external_id: str, address: str) -> Turn | None:
     """The turn of a message stored by an earlier, failed delivery (None if a database crash lost it)."""
-    message = db.session.scalar(select(Message).where(Message.channel == channel, Message.external_id == external_id))
-    if message is None:
+    row = conn.execute(
+        select(_messages.c.id, _messages.c.text, _messages.c.kind, _conversations.c.id.label("conversation_id"),
+               _conversations.c.resident_id, _conversations.c.bot_sender)
+        .join_from(_messages, _conversations, _conversations.c.id == _messages.c.conversation_id)
+        .where(_messages.c.channel == channel, _messages.c.external_id == external_id)
+    ).one_or_none()
+    if row is None:
         return None
-    conversation = db.session.get(Conversation, message.conversation_id)
-    return Turn(channel=channel, resident_id=conversation.resident_id, conversation_id=conversation.id,
-                message_id=message.id, bot_sender=conversation.bot_sender, address=address, text=message.text,
-                kind=message.kind)
+    return Turn(channel=channel, resident_id=row.resident_id, conversation_id=row.conversation_id,
+                message_id=row.id, bot_sender=row.bot_sender, address=address, text=row.text, kind=row.kind)
 
 
 def _answer_without_bot(turn: Turn) -> list[str] | None:
@@ -206,7 +211,7 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
     return None
 
 
-def _bot_turn(turn: Turn, *, deadline: float | None) -> Outcome:
+def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
     future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
                                 float(current_app.config.get("BOT_TIMEOUT", 10.0)))
     if deadline is None:
@@ -220,7 +225,7 @@ def _bot_turn(turn: Turn, *, deadline: float | None) -> Outcome:
         return Outcome(deferred=True, guard_state="outbox")
     except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
         pass
-    return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True)
+    return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True, conn=conn)
 
 
 def _finish_late(app, turn: Turn, future: Future) -> None:
@@ -264,64 +269,44 @@ def _hand_to_staff(turn: Turn, *, reason: str) -> None:
                       data={"message_id": turn.message_id, "bot_error": reason[:300]})
 
 
-def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passive: bool) -> Outcome:
+def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passive: bool,
+             conn: Connection | None = None) -> Outcome:
     """Keep the replies as messages; answer passively if allowed and short enough, else queue them in order.
 
     `answer`: the replies answer the message (the bot's reply), rather than acknowledge it (an apology,
     "slow down", "handed to staff"): only then may a crash lose the stored message along with the transcript.
+    `conn`: the turn's inbound_db connection, needed for a passive answer.
     """
     if not replies:
         return Outcome()
-    db.session.execute(_INSERT_MESSAGES, [
-        dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
-             kind="text", text=text) for text in replies
-    ])
+    rows = [dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
+                 kind="text", text=text) for text in replies]
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
-        _transcript_commit()
+        db.session.commit()  # whatever deciding the answer wrote (a ticket event, say) first: see inbound_db
+        # Only a transcript of what goes back in the HTTP response: its commit need not wait for the disk.
+        conn.execute(_INSERT_MESSAGES, rows)
         return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer)
+    db.session.execute(_INSERT_MESSAGES, rows)
     bodies = sms_text.segment("\n".join(replies)) if turn.channel == "sms" else replies
-    rows = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
-                                 dedup_key=f"turn:{turn.message_id}:{n}") for n, body in enumerate(bodies)]
+    staged = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
+                                   dedup_key=f"turn:{turn.message_id}:{n}") for n, body in enumerate(bodies)]
     try:
         db.session.commit()
     except IntegrityError:  # this turn's replies were queued already
         db.session.rollback()
-        rows = []
-    outbox.dispatch(outbound_ids=[row.id for row in rows])
+        staged = []
+    outbox.dispatch(outbound_ids=[row.id for row in staged])
     # That commit waited for the disk, and the message's earlier commit is on disk with it.
     return Outcome(deferred=True, guard_state="outbox", needs_flush=False)
-
-
-def _transcript_commit() -> None:
-    """Commit reply rows that only record what the resident was already answered in the HTTP response."""
-    _commit_without_flush_wait()
-    db.session.commit()
-
-
-def _commit_without_flush_wait() -> None:
-    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
-
-    Waiting for the flush is the largest cost of a webhook under load. Skipping it risks, on a crash of
-    the database server, losing the last fraction of a second of commits (never corrupting anything). That
-    is acceptable for a message whose answer goes back in the webhook's own response, and for that
-    answer's transcript row; every other outcome is made durable by _make_durable before the channel
-    hears "received", and any later durable commit (a booking, a ticket) flushes these too.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_NO_FLUSH_WAIT)
 
 
 def _make_durable(turn: Turn) -> None:
     """Wait until the stored message is on disk: a durable commit flushes the log up to itself."""
     if db.session.get_bind().dialect.name != "postgresql":
         return  # SQLite's commits are all durable
-    db.session.execute(update(Conversation.__table__).where(Conversation.__table__.c.id == turn.conversation_id)
-                       .values(last_inbound_at=utcnow()))
+    db.session.execute(_TOUCH_CONVERSATION, {"conversation_id": turn.conversation_id, "now": utcnow()})
     db.session.commit()
-
-
-_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 def _phone_link_reply(turn: Turn) -> list[str] | None:

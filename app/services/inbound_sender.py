@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select
 
-from app.extensions import db
 from app.models import ChannelIdentity, Conversation, Resident, Ticket
 from app.models.base import utcnow
 from app.services import identities, outbox, tickets
@@ -29,17 +28,17 @@ class InboundSender:
     ticket_may_claim: bool
 
 
-def sender_for(*, channel: str, address: str) -> InboundSender:
-    """The sender of a message on `channel` from `address`; the resident and conversation are created on
-    their first message."""
-    row = db.session.execute(_LOOKUP, {"channel": channel, "address": address,
-                                       "resolved_since": utcnow() - tickets.REOPEN_WINDOW}).one_or_none()
+def sender_for(conn: Connection, *, channel: str, address: str) -> InboundSender:
+    """The sender of a message on `channel` from `address`, read on `conn`; the resident and conversation
+    are created (and committed, through the ORM session) on their first message."""
+    row = conn.execute(_LOOKUP, {"channel": channel, "address": address,
+                                 "resolved_since": utcnow() - tickets.REOPEN_WINDOW}).one_or_none()
     if row is not None and row.conversation_id is not None:
         return InboundSender(*row)
     resident = identities.resident_for(channel=channel, address=address)
     conversation = outbox.conversation_for(resident_id=resident.id, channel=channel)
-    may_claim = db.session.scalar(select(_claiming_ticket(conversation.id)),
-                                  {"resolved_since": utcnow() - tickets.REOPEN_WINDOW})
+    may_claim = conn.execute(select(_claiming_ticket(conversation.id)),
+                             {"resolved_since": utcnow() - tickets.REOPEN_WINDOW}).scalar()
     return InboundSender(resident_id=resident.id, sms_opted_out=bool(resident.sms_opted_out),
                          conversation_id=conversation.id, bot_sender=conversation.bot_sender,
                          last_inbound_at=conversation.last_inbound_at, ticket_may_claim=bool(may_claim))

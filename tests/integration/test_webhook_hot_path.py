@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import Conversation, Message, OutboundMessage
 from app.redis_client import get_queue, get_redis
-from app.services import bot_insights, conversations, tickets, transports
+from app.services import bot_insights, conversations, inbound_db, tickets, transports
 from app.services.conversations import _Guard
 from integrations.rasa import RasaRestClient, ScriptedBot
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
@@ -22,28 +23,48 @@ from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
 OPENID = "oHotPath0001"
 
 
+@dataclass
+class Committed:
+    """One committed transaction: its statements, and whether its commit waited for the disk."""
+
+    statements: list[str]
+    waited_for_disk: bool
+
+
 @contextmanager
 def transactions(app):
-    """The statements of each committed transaction, in order (this test's requests run one at a time)."""
-    done: list[list[str]] = []
+    """Each committed transaction, in order (this test's requests run one at a time): those of the ORM
+    session's engine, whose commits wait for the disk, and the webhook's autocommit statements (inbound_db),
+    each a transaction of its own whose commit does not wait on PostgreSQL."""
+    done: list[Committed] = []
     current: list[str] = []
 
     def record(conn, cursor, statement, params, context, executemany):
         current.append(" ".join(statement.split())[:60])
 
+    def record_autocommit(conn, cursor, statement, params, context, executemany):
+        done.append(Committed([" ".join(statement.split())[:60]], waited_for_disk=not postgresql))
+
     def commit(conn):
-        done.append(list(current))
+        done.append(Committed(list(current), waited_for_disk=True))
         current.clear()
 
     with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    event.listen(engine, "commit", commit)
+        engine, autocommit = db.engine, inbound_db.engine()
+        postgresql = engine.dialect.name == "postgresql"
+    listeners = [(engine, "before_cursor_execute", record), (engine, "commit", commit),
+                 (autocommit, "before_cursor_execute", record_autocommit)]
+    for target, name, fn in listeners:
+        event.listen(target, name, fn)
     try:
         yield done
     finally:
-        event.remove(engine, "before_cursor_execute", record)
-        event.remove(engine, "commit", commit)
+        for target, name, fn in listeners:
+            event.remove(target, name, fn)
+
+
+def _statements(committed: list[Committed]) -> list[str]:
+    return [statement for transaction in committed for statement in transaction.statements]
 
 
 def test_a_known_residents_message_needs_no_ticket_queries(app, web, rasa, street):
@@ -51,9 +72,9 @@ def test_a_known_residents_message_needs_no_ticket_queries(app, web, rasa, stree
     with transactions(app) as committed:
         body = post_plain(web, text_xml(OPENID, "社保卡怎么补办", 7002)).get_data(as_text=True)
     assert "收到：社保卡怎么补办" in body
-    seen = [statement for transaction in committed for statement in transaction]
+    seen = _statements(committed)
     # One lookup (resident, conversation, "could a ticket take this?"), the message, the reply.
-    assert [s.split(" ")[0] for s in seen if not s.startswith("SET LOCAL")] == ["SELECT", "INSERT", "INSERT"], seen
+    assert [s.split(" ")[0] for s in seen] == ["SELECT", "INSERT", "INSERT"], seen
     assert not any(s.startswith("SELECT tickets") for s in seen)
 
 
@@ -117,8 +138,14 @@ def test_a_retry_that_takes_over_a_failed_turn_stores_a_message_the_database_los
         assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7401")) == 1
 
 
-def _waits_for_disk(transaction: list[str]) -> bool:
-    return not any(s.startswith("SET LOCAL synchronous_commit TO OFF") for s in transaction)
+def test_only_the_webhooks_own_connections_skip_the_wait_for_the_disk(app):
+    if not app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("SQLite's commits always wait for the disk: there is no flush to skip")
+    with app.app_context():
+        with inbound_db.connect() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+        assert db.session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        db.session.rollback()
 
 
 def test_a_message_answered_in_the_response_is_not_waited_for_but_one_answered_later_is(
@@ -128,7 +155,7 @@ def test_a_message_answered_in_the_response_is_not_waited_for_but_one_answered_l
     post_plain(web, text_xml(OPENID, "你好", 7501))
     with transactions(app) as answered_now:
         assert "收到：社保" in post_plain(web, text_xml(OPENID, "社保", 7502)).get_data(as_text=True)
-    assert answered_now and not any(_waits_for_disk(t) for t in answered_now), answered_now
+    assert answered_now and not any(t.waited_for_disk for t in answered_now), answered_now
 
     monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.2)
     rasa.delay = 0.8
@@ -136,9 +163,10 @@ def test_a_message_answered_in_the_response_is_not_waited_for_but_one_answered_l
         assert post_plain(web, text_xml(OPENID, "挂号", 7503)).get_data(as_text=True) == "success"
         before_success = list(answered_later)
     # The message's own commit skipped the wait; a commit that waits for the disk came before "success".
-    assert any(s.startswith("INSERT INTO messages") for s in before_success[0])
-    assert _waits_for_disk(before_success[-1]) and any(s.startswith("UPDATE conversations")
-                                                       for s in before_success[-1]), before_success
+    stored = [t for t in before_success if any(s.startswith("INSERT INTO messages") for s in t.statements)]
+    assert stored and not stored[0].waited_for_disk, before_success
+    assert before_success[-1].waited_for_disk and any(s.startswith("UPDATE conversations")
+                                                      for s in before_success[-1].statements), before_success
     _wait_for_outbox(app, 1)
 
 

@@ -37,7 +37,7 @@ def _resolved(conversation, *, days_ago: float, rated: bool = False, closed: boo
 
 
 def _lookup(conversation):
-    return inbound_sender.sender_for(channel="wechat", address=conversation.address)
+    return inbound_sender.sender_for(db.session.connection(), channel="wechat", address=conversation.address)
 
 
 def _service_would_act(conversation, text: str) -> bool:
@@ -59,8 +59,8 @@ def test_a_known_sender_is_found_with_their_conversation(session, conversation):
 
 
 def test_a_new_sender_gets_a_resident_and_a_conversation(session):
-    found = inbound_sender.sender_for(channel="sms", address="+8613800000001")
-    again = inbound_sender.sender_for(channel="sms", address="+8613800000001")
+    found = inbound_sender.sender_for(db.session.connection(), channel="sms", address="+8613800000001")
+    again = inbound_sender.sender_for(db.session.connection(), channel="sms", address="+8613800000001")
     assert found.resident_id == again.resident_id and found.conversation_id == again.conversation_id
     assert found.ticket_may_claim is False
 
