@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from apiflask import APIFlask
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from app.api.openapi import register_spec_processor
@@ -56,6 +58,27 @@ def register_extensions(app: APIFlask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    limiter.request_filter(_is_vendor_webhook)
+    app.session_interface = CookieSessionOnlyWhenSent()
+
+
+# Vendor webhooks come from a handful of WeChat and Twilio addresses: a per-address limit would throttle
+# every resident at once. They are limited per sender instead (conversations._over_rate).
+_VENDOR_WEBHOOKS = frozenset({"wechat", "sms", "voice"})
+
+
+def _is_vendor_webhook() -> bool:
+    return request.blueprint in _VENDOR_WEBHOOKS
+
+
+class CookieSessionOnlyWhenSent(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its signer for requests that carry no cookie
+    (every webhook and API call): a measurable share of the webhook's CPU (issue 3)."""
+
+    def open_session(self, app, request):
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def register_blueprints(app: APIFlask) -> None:

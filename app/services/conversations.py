@@ -125,7 +125,6 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
 
 # Plain table statements: the ORM's unit of work costs several times more CPU per row on the webhook's path.
 _messages, _conversations, _residents = Message.__table__, Conversation.__table__, Resident.__table__
-_INSERT_INBOUND = insert(_messages).returning(_messages.c.id)
 _INSERT_MESSAGES = insert(_messages)
 _TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
                        .values(last_inbound_at=bindparam("now")))
@@ -133,11 +132,9 @@ _TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindp
 
 def _store(conn: Connection, *, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
     """Keep the message (on `conn`, an inbound_db connection: each statement commits by itself)."""
-    sender = inbound_sender.sender_for(conn, channel=channel, address=address)
-    row = dict(conversation_id=sender.conversation_id, channel=channel, direction="in", author="resident",
-               external_id=external_id, kind=kind[:20], text=text)
     try:
-        message_id = conn.execute(_INSERT_INBOUND, row).scalar_one()
+        sender, message_id = inbound_sender.store(conn, channel=channel, address=address, external_id=external_id,
+                                                  kind=kind, text=text)
     except IntegrityError:
         raise _Duplicate from None
     now = utcnow()

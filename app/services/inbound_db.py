@@ -17,12 +17,15 @@ SQLite the two would wait for each other's lock; on PostgreSQL the row written h
 """
 from __future__ import annotations
 
+import select
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+import psycopg
 from flask import current_app
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from app.extensions import db
 
@@ -51,7 +54,24 @@ def engine() -> Engine:
 
 def _create(main: Engine, options: dict) -> Engine:
     options = dict(options)
-    if main.dialect.name == "postgresql":
+    postgresql = main.dialect.name == "postgresql"
+    if postgresql:
         # A setting of these connections only: the app's other commits (bookings, tickets) still wait.
         options["connect_args"] = {**options.get("connect_args", {}), "options": "-c synchronous_commit=off"}
-    return create_engine(main.url, isolation_level="AUTOCOMMIT", **options)
+        options.pop("pool_pre_ping", None)  # replaced by the check below, which costs no round trip
+    created = create_engine(main.url, isolation_level="AUTOCOMMIT", **options)
+    if postgresql:
+        event.listen(created, "checkout", _refuse_if_server_hung_up)
+    return created
+
+
+def _refuse_if_server_hung_up(dbapi_connection, connection_record, connection_proxy) -> None:
+    """A pre-ping without a round trip. An idle connection has nothing to read unless the server closed it
+    (a restart, a terminated backend): then the pool opens a fresh one instead of failing the request."""
+    poller = select.poll()
+    try:
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+    except (OSError, ValueError, psycopg.Error):
+        raise DisconnectionError("the connection is closed") from None
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection")

@@ -1,17 +1,17 @@
 """Who wrote an inbound message, in one query: the resident, their conversation on the channel, and
-whether a ticket may claim the message.
+whether a ticket may claim the message; and keeping the message in that same round trip.
 
-This runs once per webhook request, so it is one round trip of plain columns instead of loading the
-resident, the conversation and each kind of ticket separately (issue 3's webhook overhead).
+This runs once per webhook request, so it is one statement of plain columns instead of loading the
+resident, the conversation and each kind of ticket separately, then inserting (issue 3's webhook overhead).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, insert, literal, or_, select, true
 
-from app.models import ChannelIdentity, Conversation, Resident, Ticket
+from app.models import ChannelIdentity, Conversation, Message, Resident, Ticket
 from app.models.base import utcnow
 from app.services import identities, outbox, tickets
 
@@ -26,6 +26,23 @@ class InboundSender:
     # False only when no ticket could take the message (none open, none resolved within the reopen
     # window, where its rating question lives too): then routing to staff and rating capture need no queries.
     ticket_may_claim: bool
+
+
+def store(conn: Connection, *, channel: str, address: str, external_id: str, kind: str,
+          text: str) -> tuple[InboundSender, int]:
+    """Keep a resident's message on `conn` (an inbound_db connection); its sender and the message's id.
+
+    Raises IntegrityError when a message with this external id is stored already.
+    """
+    message = {"channel": channel, "external_id": external_id, "kind": kind[:20], "text": text}
+    if conn.dialect.name == "postgresql":
+        # The usual case, a known sender, in one statement: the lookup, and the insert reading from it.
+        row = conn.execute(_LOOKUP_AND_INSERT, {**message, "address": address,
+                                                "resolved_since": utcnow() - tickets.REOPEN_WINDOW}).one_or_none()
+        if row is not None and row.message_id is not None:
+            return InboundSender(*row[:-1]), row.message_id
+    sender = sender_for(conn, channel=channel, address=address)
+    return sender, conn.execute(_INSERT, {**message, "conversation_id": sender.conversation_id}).scalar_one()
 
 
 def sender_for(conn: Connection, *, channel: str, address: str) -> InboundSender:
@@ -49,7 +66,9 @@ def _claiming_ticket(conversation_id):
     # A resolved ticket within the reopen window covers both reopening and its rating question.
     return exists().where(
         _tickets.c.conversation_id == conversation_id,
-        or_(_tickets.c.status.in_(tickets.OPEN_STATUSES), _tickets.c.resolved_at >= bindparam("resolved_since")),
+        # Literal values rather than an expanding IN, which would re-render the SQL on every execution.
+        or_(_tickets.c.status.in_([literal(status) for status in tickets.OPEN_STATUSES]),
+            _tickets.c.resolved_at >= bindparam("resolved_since")),
     )
 
 
@@ -66,3 +85,18 @@ _LOOKUP = (
                                                  _conversations.c.channel == _identities.c.channel)))
     .where(_identities.c.channel == bindparam("channel"), _identities.c.external_id == bindparam("address"))
 )
+
+_messages = Message.__table__
+_INBOUND = {"direction": literal("in"), "author": literal("resident"), "channel": bindparam("channel"),
+            "external_id": bindparam("external_id"), "kind": bindparam("kind"), "text": bindparam("text")}
+_INSERT = insert(_messages).values(conversation_id=bindparam("conversation_id"), **_INBOUND).returning(_messages.c.id)
+# PostgreSQL only (SQLite has no INSERT inside WITH): the insert takes the conversation from the lookup, and
+# inserts nothing when the sender is new; created_at comes from the column's default, as in _INSERT.
+_sender = _LOOKUP.cte("sender")
+_stored = (insert(_messages)
+           .from_select(["conversation_id", *_INBOUND],
+                        select(_sender.c.conversation_id, *_INBOUND.values())
+                        .where(_sender.c.conversation_id.is_not(None)))
+           .returning(_messages.c.id).cte("stored"))
+_LOOKUP_AND_INSERT = select(_sender, _stored.c.id.label("message_id")).select_from(
+    _sender.outerjoin(_stored, true()))

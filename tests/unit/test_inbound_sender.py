@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Message
@@ -63,6 +65,34 @@ def test_a_new_sender_gets_a_resident_and_a_conversation(session):
     again = inbound_sender.sender_for(db.session.connection(), channel="sms", address="+8613800000001")
     assert found.resident_id == again.resident_id and found.conversation_id == again.conversation_id
     assert found.ticket_may_claim is False
+
+
+def _store(external_id: str, address: str, *, channel: str = "wechat", text: str = "社保卡怎么补办"):
+    return inbound_sender.store(db.session.connection(), channel=channel, address=address, external_id=external_id,
+                                kind="text", text=text)
+
+
+def test_a_known_senders_message_is_kept_with_the_lookup(session, conversation):
+    sender, message_id = _store("m-1", conversation.address)
+    assert (sender.resident_id, sender.conversation_id) == (conversation.resident_id, conversation.id)
+    message = db.session.get(Message, message_id)
+    assert (message.conversation_id, message.channel, message.direction, message.author, message.external_id,
+            message.kind, message.text) == (conversation.id, "wechat", "in", "resident", "m-1", "text", "社保卡怎么补办")
+    assert message.created_at is not None
+
+
+def test_a_new_senders_message_is_kept_after_they_are_created(session):
+    sender, message_id = _store("m-2", "+8613800000002", channel="sms")
+    message = db.session.get(Message, message_id)
+    assert message.conversation_id == sender.conversation_id and message.channel == "sms"
+    assert _store("m-3", "+8613800000002", channel="sms")[0].conversation_id == sender.conversation_id
+
+
+def test_a_message_stored_twice_is_refused(session, conversation):
+    _store("m-4", conversation.address)
+    with pytest.raises(IntegrityError), db.session.begin_nested():
+        _store("m-4", conversation.address)
+    assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "m-4")) == 1
 
 
 @pytest.mark.parametrize("state, text, claims", [
