@@ -5,6 +5,7 @@ import logging
 import time
 
 from flask import current_app
+from redis.client import Pipeline
 from redis.exceptions import LockError, RedisError
 
 from app.extensions import db
@@ -21,13 +22,17 @@ DRAIN_LOCK = "linli:intents:draining"
 URGENT_QUEUES = ("escalation", "outbound")
 
 
-def classify_later(*, message_id: int) -> None:
+def classify_later(*, message_id: int, pipeline: Pipeline | None = None) -> None:
     """Queue the message for intent recording, off the reply's path (the REST channel's answer does not
     carry the intent): one RPUSH here, and the `classify_pending` job asks the bot's NLU, oldest first.
+    With `pipeline`, the RPUSH joins it and the caller executes it (and handles its errors).
 
     The intent only feeds the reports, so a Redis failure leaves the message unclassified rather than
     costing the resident's turn anything.
     """
+    if pipeline is not None:
+        pipeline.rpush(PENDING_KEY, message_id)
+        return
     try:
         get_redis().rpush(PENDING_KEY, message_id)
     except RedisError as exc:

@@ -60,6 +60,7 @@ class Outcome:
     # commit before the channel hears "received" (see inbound_db).
     guard_state: str = "done"
     needs_flush: bool = True
+    classify: bool = False  # the bot answered the message: queue it for intent recording
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
         except BaseException:
             guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
             raise
-    guard.finish(outcome.guard_state)
+    guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
     return outcome
 
 
@@ -228,7 +229,8 @@ def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcom
 def _finish_late(app, turn: Turn, future: Future) -> None:
     with app.app_context():
         try:
-            _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
+            if _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False).classify:
+                bot_insights.classify_later(message_id=turn.message_id)
         except Exception:
             log.exception("late bot reply for message %s could not be queued", turn.message_id)
 
@@ -241,7 +243,6 @@ def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
         log.warning("bot failed for message %s: %s", turn.message_id, exc)
         _hand_to_staff(turn, reason=str(exc))
         return [APOLOGY], False
-    bot_insights.classify_later(message_id=turn.message_id)
     return [text for text in (_render(m) for m in messages) if text], True
 
 
@@ -275,7 +276,7 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
     `conn`: the turn's inbound_db connection, needed for a passive answer.
     """
     if not replies:
-        return Outcome()
+        return Outcome(classify=answer)
     rows = [dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
                  kind="text", text=text) for text in replies]
     joined = "\n\n".join(replies)
@@ -283,7 +284,7 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
         db.session.commit()  # whatever deciding the answer wrote (a ticket event, say) first: see inbound_db
         # Only a transcript of what goes back in the HTTP response: its commit need not wait for the disk.
         conn.execute(_INSERT_MESSAGES, rows)
-        return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer)
+        return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer, classify=answer)
     db.session.execute(_INSERT_MESSAGES, rows)
     bodies = sms_text.segment("\n".join(replies)) if turn.channel == "sms" else replies
     staged = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
@@ -295,7 +296,7 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
         staged = []
     outbox.dispatch(outbound_ids=[row.id for row in staged])
     # That commit waited for the disk, and the message's earlier commit is on disk with it.
-    return Outcome(deferred=True, guard_state="outbox", needs_flush=False)
+    return Outcome(deferred=True, guard_state="outbox", needs_flush=False, classify=answer)
 
 
 def _make_durable(turn: Turn) -> None:
@@ -378,11 +379,18 @@ class _Guard:
         except RedisError:
             return True  # the unique message row still lets only one through
 
-    def finish(self, state: str) -> None:
+    def finish(self, state: str, *, classify: int | None = None) -> None:
+        """Record how the turn ended; with `classify`, queue that message's intent recording in the same
+        round trip."""
         try:
-            self.redis.set(self.key, state, ex=DEDUP_TTL)
-        except RedisError:
-            pass
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(self.key, state, ex=DEDUP_TTL)
+            if classify is not None:
+                bot_insights.classify_later(message_id=classify, pipeline=pipe)
+            pipe.execute()
+        except RedisError as exc:
+            if classify is not None:
+                log.warning("message %s will not be classified: %s", classify, exc)
 
     def release(self) -> None:
         try:

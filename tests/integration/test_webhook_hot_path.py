@@ -109,6 +109,36 @@ def test_intents_are_recorded_after_the_turn_oldest_first(app, web, street):
         transports.use(app, bot=previous)
 
 
+def _queued_ids(app) -> list[int]:
+    with app.app_context():
+        return [int(i) for i in get_redis().lrange(bot_insights.PENDING_KEY, 0, -1)]
+
+
+def _message_id(app, external_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Message.id).where(Message.external_id == external_id))
+
+
+def test_a_late_answer_is_queued_for_its_intent_and_an_apology_is_not(app, web, rasa, street, recorders, monkeypatch):
+    post_plain(web, text_xml(OPENID, "你好", 7251))
+    with app.app_context():
+        get_redis().delete(bot_insights.PENDING_KEY)
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.1)
+    rasa.delay = 0.4
+    assert post_plain(web, text_xml(OPENID, "挂号", 7252)).get_data(as_text=True) == "success"
+    assert _queued_ids(app) == []  # the bot has not answered yet
+    _wait_for_outbox(app, 1)
+    deadline = time.monotonic() + 5
+    while not _queued_ids(app) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _queued_ids(app) == [_message_id(app, "7252")]
+
+    rasa.delay, rasa.status = 0.0, 500  # the bot fails: the resident gets an apology, nothing to classify
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 4.0)
+    post_plain(web, text_xml(OPENID, "挂号", 7253))
+    assert _queued_ids(app) == [_message_id(app, "7252")]
+
+
 def test_while_the_bot_is_down_queued_intents_wait_in_order(app, web, street):
     previous = transports.use(app).bot
     bot = ScriptedBot(default="好的", intents={"一": "greet", "二": "faq"})
