@@ -281,7 +281,8 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
                  kind="text", text=text) for text in replies]
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
-        db.session.commit()  # whatever deciding the answer wrote (a ticket event, say) first: see inbound_db
+        if db.session.registry.has() and db.session.in_transaction():
+            db.session.commit()  # whatever deciding the answer wrote (a ticket event, say) first: see inbound_db
         # Only a transcript of what goes back in the HTTP response: its commit need not wait for the disk.
         conn.execute(_INSERT_MESSAGES, rows)
         return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer, classify=answer)
