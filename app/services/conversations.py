@@ -281,7 +281,7 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
                  kind="text", text=text) for text in replies]
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
-        if db.session.registry.has() and db.session.in_transaction():
+        if db.session.registry.has() and db.session().in_transaction():
             db.session.commit()  # whatever deciding the answer wrote (a ticket event, say) first: see inbound_db
         # Only a transcript of what goes back in the HTTP response: its commit need not wait for the disk.
         conn.execute(_INSERT_MESSAGES, rows)
