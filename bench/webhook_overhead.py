@@ -1,7 +1,7 @@
 """Webhook overhead: what Linli's WeChat path adds on top of the bot's own answer.
 
 Measured with wrk (apt package `wrk`) on this machine, in one run:
-  baseline  POST to a stub Rasa REST channel that answers instantly (the bot's own cost, near zero)
+  baseline  POST to a stub Rasa REST channel that answers instantly (asyncio: the bot's own cost, near zero)
   webhook   POST /wechat (signed plaintext text messages, unique MsgIds) to the app under gunicorn, whose
             bot is that same stub: signature, XML, dedup, storage, routing, the bot call, the passive reply
 under four loads: 1 sender writing back to back (the added latency); 20 senders each pausing a random

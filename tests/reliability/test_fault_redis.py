@@ -16,7 +16,7 @@ from app.extensions import db
 from app.jobs.outbox import sweep_outbox
 from app.jobs.worker import build_worker
 from app.models import Message, OutboundMessage
-from app.redis_client import get_redis
+from app.redis_client import get_queue, get_redis
 from app.services import transports
 from integrations.rasa import RasaRestClient
 from tests.integration.test_wechat_support import recorders, street  # noqa: F401 (fixtures)
@@ -93,6 +93,8 @@ def test_delivery_jobs_lost_in_a_flush_are_recovered_by_the_sweeper_and_each_rep
         return db.session.scalar(select(func.count(OutboundMessage.id)))
 
     wait_until(lambda: queued() == len(traffic), timeout=15, what="every late reply to be queued")
+    # A row is committed a moment before its job is enqueued: flush only once every job exists.
+    wait_until(lambda: get_queue("outbound").count == len(traffic), timeout=15, what="every delivery job")
     _flush(app)  # the delivery jobs are gone; the rows are not
     worker = build_worker(app, ("outbound",))
     worker.work(burst=True)
