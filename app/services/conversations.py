@@ -105,8 +105,10 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
             guard.finish("done")
             return Outcome(duplicate=True)
         except BaseException:
-            # Nothing stored: the channel's retry may try again. A taken-over turn is still unanswered.
-            guard.finish("failed") if taking_over else guard.release()
+            if taking_over:
+                guard.finish("failed")  # still unanswered: the next retry tries again
+            else:
+                guard.release()  # nothing stored: the channel's retry may try again
             raise
         try:
             replies = _answer_without_bot(turn)
