@@ -1,0 +1,72 @@
+"""The WeChat webhook on SQLite, `make run`'s default: the webhook's own autocommit connections
+(services/inbound_db.py) and the ORM session write one database file without waiting on each other's locks,
+and a message is still stored once and answered once."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Conversation, Message, Street, TicketEvent
+from app.redis_client import get_redis
+from app.services import conversations, tickets, transports
+from integrations.rasa import ScriptedBot
+from tests.conftest import make_test_app, reset_schema, truncate_all
+from tests.factories import StreetFactory
+from tests.integration.test_wechat_support import post_plain, text_xml
+
+pytestmark = pytest.mark.timeout(60)
+OPENID = "oSqlite0001"
+
+
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory):
+    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('wechat') / 'linli.db'}")
+    reset_schema(app)
+    return app
+
+
+@pytest.fixture
+def web(sqlite_app):
+    previous = transports.use(sqlite_app).bot
+    transports.use(sqlite_app, bot=ScriptedBot(lambda sender, text: f"收到：{text}"))
+    with sqlite_app.app_context():
+        get_redis().flushdb()
+        StreetFactory()
+        db.session.commit()
+    yield sqlite_app.test_client()
+    transports.use(sqlite_app, bot=previous)
+    truncate_all(sqlite_app)
+
+
+def _messages(app) -> list[tuple[str, str, str | None]]:
+    with app.app_context():
+        return [(m.direction, m.text, m.external_id)
+                for m in db.session.scalars(select(Message).order_by(Message.id))]
+
+
+def test_a_message_is_stored_once_and_answered_in_the_response(sqlite_app, web):
+    assert "收到：你好" in post_plain(web, text_xml(OPENID, "你好", 9001)).get_data(as_text=True)  # a new sender
+    assert "收到：社保卡" in post_plain(web, text_xml(OPENID, "社保卡", 9002)).get_data(as_text=True)
+    retry = post_plain(web, text_xml(OPENID, "社保卡", 9002)).get_data(as_text=True)  # WeChat's retry
+    assert "收到：社保卡" in retry
+    assert _messages(sqlite_app) == [("in", "你好", "9001"), ("out", "收到：你好", None),
+                                     ("in", "社保卡", "9002"), ("out", "收到：社保卡", None)]
+
+
+def test_with_a_ticket_open_the_session_and_the_webhooks_connection_both_write(sqlite_app, web):
+    post_plain(web, text_xml(OPENID, "你好", 9101))
+    with sqlite_app.app_context():
+        conversation = db.session.scalar(select(Conversation))
+        ticket = tickets.open_ticket(street_id=db.session.scalar(select(Street.id)), source="resident",
+                                     subject="转人工", conversation_id=conversation.id,
+                                     resident_id=conversation.resident_id)
+        db.session.commit()
+        ticket_id = ticket.id
+    body = post_plain(web, text_xml(OPENID, "我要找人", 9102)).get_data(as_text=True)
+    assert "人工" in body
+    with sqlite_app.app_context():
+        events = db.session.scalars(select(TicketEvent.body).where(TicketEvent.ticket_id == ticket_id,
+                                                                  TicketEvent.kind == "message_in")).all()
+    assert events == ["我要找人"]
+    assert _messages(sqlite_app)[-2:] == [("in", "我要找人", "9102"), ("out", conversations.HANDED_OVER, None)]
