@@ -45,6 +45,13 @@ def reset_schema(app) -> None:
         upgrade()
 
 
+def sqlite_app_for(tmp_path_factory, name: str):
+    """An app on a fresh SQLite file (`make run`'s default), migrated to head."""
+    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp(name) / 'linli.db'}")
+    reset_schema(app)
+    return app
+
+
 @pytest.fixture(scope="session")
 def app():
     app = make_test_app()

@@ -1,10 +1,11 @@
 """The webhook path's own database connections: every statement commits by itself, and on PostgreSQL
 without waiting for the write-ahead log to reach the disk.
 
-A resident's message costs the database one lookup and one insert, and the passive reply's transcript one
-more insert. Run through the ORM session, each of those turns into BEGIN, the statement, SET LOCAL and
-COMMIT, plus a pool pre-ping per transaction: about a dozen round trips and most of the webhook's CPU
-(issue 3). Here they are three statements on one connection checked out once per message.
+A resident's message costs the database a lookup and an insert (one statement on PostgreSQL, see
+inbound_sender.store), and the passive reply's transcript one more insert. Run through the ORM session, each
+turned into BEGIN, the statement, SET LOCAL and COMMIT, plus a pool pre-ping per transaction: about a dozen
+round trips and most of the webhook's CPU (issue 3). Here they are two or three statements on one connection
+checked out once per message.
 
 Skipping the flush wait risks losing the last fraction of a second of these commits if the database server
 crashes (never corrupting anything). That is acceptable for a message whose answer goes back in the

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Appointment
-from tests.conftest import make_test_app, reset_schema, truncate_all
+from tests.conftest import sqlite_app_for, truncate_all
 from tests.integration.test_booking_concurrency import _book, _race, _residents
 from tests.integration.test_booking_support import assert_slot_consistent, clinic
 
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def sqlite_app(tmp_path_factory):
-    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('booking') / 'linli.db'}")
-    reset_schema(app)
-    return app
+    return sqlite_app_for(tmp_path_factory, "booking")
 
 
 @pytest.fixture

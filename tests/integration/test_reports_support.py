@@ -32,15 +32,6 @@ def sh(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2024, month, day, hour, minute, tzinfo=SH).astimezone(timezone.utc)
 
 
-def sqlite_app_for(tmp_path_factory, name: str):
-    """An app on a fresh SQLite file (the laptop default), migrated to head."""
-    from tests.conftest import make_test_app, reset_schema
-
-    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp(name) / 'linli.db'}")
-    reset_schema(app)
-    return app
-
-
 @contextmanager
 def rolled_back_world(app):
     """The fixture street in one transaction rolled back afterwards (pysqlite's savepoints would commit it:

@@ -11,7 +11,7 @@ from app.models import Conversation, Message, Street, TicketEvent
 from app.redis_client import get_redis
 from app.services import conversations, tickets, transports
 from integrations.rasa import ScriptedBot
-from tests.conftest import make_test_app, reset_schema, truncate_all
+from tests.conftest import sqlite_app_for, truncate_all
 from tests.factories import StreetFactory
 from tests.integration.test_wechat_support import post_plain, text_xml
 
@@ -21,9 +21,7 @@ OPENID = "oSqlite0001"
 
 @pytest.fixture(scope="module")
 def sqlite_app(tmp_path_factory):
-    app = make_test_app(DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('wechat') / 'linli.db'}")
-    reset_schema(app)
-    return app
+    return sqlite_app_for(tmp_path_factory, "wechat")
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from tests.integration.test_reports_support import CHECKS, rolled_back_world, sqlite_app_for
+from tests.conftest import sqlite_app_for
+from tests.integration.test_reports_support import CHECKS, rolled_back_world
 
 
 @pytest.fixture(scope="module")
