@@ -61,6 +61,8 @@ class Outcome:
     guard_state: str = "done"
     needs_flush: bool = True
     classify: bool = False  # the bot answered the message: queue it for intent recording
+    # The bot is still answering after the caller's budget: _finish_late records how the turn ends.
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     else:
         return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
     message = dict(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
+    outcome = None
     with inbound_db.connect() as conn:
         try:
             turn = _taken_over_turn(conn, **message) if taking_over else _store(conn, **message)
@@ -116,13 +119,17 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
                 outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False,
                                    conn=conn)
             else:
-                outcome = _bot_turn(turn, deadline=deadline, conn=conn)
+                outcome = _bot_turn(turn, deadline=deadline, conn=conn, guard=guard)
             if outcome.needs_flush:
                 _make_durable(turn)  # before the guard says the turn is over: a retry must find the message
         except BaseException:
-            guard.finish("failed")  # stored but unanswered: the channel's retry takes the turn over
+            # Stored but unanswered: the channel's retry takes the turn over. Not while the bot is still
+            # answering it, though: the retry would ask the bot a second time and the resident hear twice.
+            if outcome is None or not outcome.late:
+                guard.finish("failed")
             raise
-    guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
+    if not outcome.late:
+        guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
     return outcome
 
 
@@ -211,7 +218,7 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
     return None
 
 
-def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
+def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection, guard: _Guard) -> Outcome:
     future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
                                 float(current_app.config.get("BOT_TIMEOUT", 10.0)))
     if deadline is None:
@@ -221,20 +228,22 @@ def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcom
     except FutureTimeout:
         # Too late for a passive reply: answer "success" now, send through the 客服 API when the bot is done.
         app = current_app._get_current_object()
-        future.add_done_callback(lambda done: _finish_late(app, turn, done))
-        return Outcome(deferred=True, guard_state="outbox")
+        future.add_done_callback(lambda done: _finish_late(app, turn, done, guard))
+        return Outcome(deferred=True, late=True)
     except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
         pass
     return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True, conn=conn)
 
 
-def _finish_late(app, turn: Turn, future: Future) -> None:
+def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
     with app.app_context():
         try:
-            if _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False).classify:
-                bot_insights.classify_later(message_id=turn.message_id)
+            outcome = _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
         except Exception:
             log.exception("late bot reply for message %s could not be queued", turn.message_id)
+            guard.finish("failed")  # a retry of the message, if the channel sends one, answers it
+            return
+        guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
 
 
 def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:

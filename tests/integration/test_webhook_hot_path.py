@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models import Conversation, Message, OutboundMessage
 from app.redis_client import get_queue, get_redis
-from app.services import bot_insights, conversations, inbound_db, tickets, transports
+from app.services import bot_insights, inbound_db, tickets, transports
 from app.services.conversations import _Guard
 from integrations.rasa import RasaRestClient, ScriptedBot
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
@@ -212,37 +212,6 @@ def _wait_for_outbox(app, count: int) -> list[OutboundMessage]:
             db.session.remove()
             time.sleep(0.05)
     raise AssertionError(f"fewer than {count} outbox rows")
-
-
-def test_when_the_flush_fails_the_retry_takes_the_turn_and_the_reply_is_queued_once(
-        app, web, rasa, street, recorders, monkeypatch):
-    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.2)
-    rasa.delay = 0.6
-    flush = conversations._make_durable
-    failures = []
-
-    def flaky_flush(turn):  # the database goes away right after the message was stored
-        if not failures:
-            failures.append(turn.message_id)
-            raise OperationalError("UPDATE conversations", {}, Exception("server closed the connection"))
-        flush(turn)
-
-    monkeypatch.setattr(conversations, "_make_durable", flaky_flush)
-    xml = text_xml(OPENID, "挂号", 7601)
-    first = web.post("/wechat?" + plain_query(), data=xml, content_type="text/xml")
-    assert first.status_code == 500
-    with app.app_context():
-        assert get_redis().get("linli:inbound:wechat:7601") == b"failed"
-
-    retry = web.post("/wechat?" + plain_query(), data=xml, content_type="text/xml")
-    assert retry.status_code == 200 and retry.get_data(as_text=True) == "success"
-    with app.app_context():
-        assert get_redis().get("linli:inbound:wechat:7601") == b"outbox"
-    time.sleep(1.0)  # both late bot answers have arrived by now
-    rows = _wait_for_outbox(app, 1)
-    assert [r.body for r in rows] == ["收到：挂号"]  # one reply, though the bot was asked twice
-    with app.app_context():
-        assert db.session.scalar(select(func.count(Message.id)).where(Message.external_id == "7601")) == 1
 
 
 def _queue(app, *texts) -> list[int]:

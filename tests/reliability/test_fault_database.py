@@ -6,17 +6,20 @@ the caller's retry must succeed.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import psycopg
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Message, Ticket
-from app.services import transports
+from app.models import Message, OutboundMessage, Ticket
+from app.redis_client import get_redis
+from app.services import delivery, transports
 from integrations.rasa import RasaRestClient
-from tests.integration.test_wechat_support import street  # noqa: F401 (fixture)
+from tests.integration.test_wechat_support import rasa, recorders, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
-    AUTH, StoppableRasa, passive_text, request_scoped_client, signed_wechat_query, wechat_text,
+    AUTH, StoppableRasa, passive_text, request_scoped_client, signed_wechat_query, wait_until, wechat_text,
 )
 
 
@@ -106,3 +109,73 @@ def test_a_webhook_whose_connection_dropped_mid_turn_is_answered_on_wechats_retr
     assert "机器人：挂号" in replies or queued, "the resident's message was stored but never answered"
     assert db.session.scalar(select(func.count(Message.id)).where(Message.direction == "in")) == 1
     assert db.session.scalar(select(func.count(Ticket.id))) in (0, 1)
+
+
+@contextmanager
+def writes_refused(app, statement: str, *, durable_only: bool = False):
+    """PostgreSQL refuses `statement` ("UPDATE ON conversations"), as a database failing over would. With
+    `durable_only`, only commits that wait for the disk fail: the webhook's own autocommit connections
+    (synchronous_commit off) still write, the ORM session's durable commit does not."""
+    condition = "current_setting('synchronous_commit') <> 'off'" if durable_only else "true"
+    table = statement.split(" ON ")[1]
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF {condition} THEN RAISE EXCEPTION 'write refused'; END IF; RETURN NEW; END $$")
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE {statement} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()")
+    try:
+        yield
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TRIGGER refuse ON {table}")
+            conn.exec_driver_sql(f"DROP FUNCTION refuse_{table}()")
+
+
+@pytest.fixture
+def slow_bot(app, rasa, monkeypatch):
+    """A bot slower than the webhook's budget: its answer goes through the outbox after "success"."""
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
+    rasa.delay = 1.0
+    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
+    return rasa
+
+
+def test_a_slow_turn_whose_durable_commit_failed_is_answered_once_and_the_bot_asked_once(
+        app, postgres_only, committed, street, slow_bot, recorders):
+    wechat, _ = recorders
+    xml = wechat_text("oDbSlow0001", "挂号", 31)
+
+    web = request_scoped_client(app)
+    with writes_refused(app, "UPDATE ON conversations", durable_only=True):
+        first = web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
+    assert first.status_code == 500  # the message might not be on disk: WeChat must send it again
+    # WeChat's retry: the bot is still answering the first delivery, so the retry does not ask it again.
+    retry = web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+
+    rows = wait_until(lambda: db.session.scalars(select(OutboundMessage)).all(), what="the late reply queued")
+    wait_until(lambda: get_redis().get("linli:inbound:wechat:31") == b"outbox", what="the turn recorded as over")
+    assert [text for _, text in slow_bot.turns] == ["挂号"]
+    assert [delivery.deliver(outbound_id=row.id) for row in rows] == ["sent"]
+    assert wechat.texts_to("oDbSlow0001") == ["请选择科室"]
+    assert db.session.scalars(select(Message.text).where(Message.direction == "in")).all() == ["挂号"]
+
+
+def test_a_late_reply_lost_with_the_database_is_answered_on_wechats_retry(
+        app, postgres_only, committed, street, slow_bot, recorders):
+    wechat, _ = recorders
+    xml = wechat_text("oDbSlow0002", "挂号", 32)
+    web = request_scoped_client(app)
+    with writes_refused(app, "UPDATE ON conversations", durable_only=True), \
+            writes_refused(app, "INSERT ON outbound_messages"):
+        assert web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml").status_code == 500
+        wait_until(lambda: get_redis().get("linli:inbound:wechat:32") == b"failed", what="the late reply failing")
+
+    # The bot's answer could not be queued either, so WeChat's retry (sent because of the 500) takes the turn
+    # over and asks again.
+    retry = web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+    rows = wait_until(lambda: db.session.scalars(select(OutboundMessage)).all(), what="the retry's reply queued")
+    assert [delivery.deliver(outbound_id=row.id) for row in rows] == ["sent"]
+    assert wechat.texts_to("oDbSlow0002") == ["请选择科室"]
+    assert [text for _, text in slow_bot.turns] == ["挂号", "挂号"]
