@@ -14,15 +14,17 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from flask import current_app
 from limits import parse as parse_rate
 from redis.exceptions import RedisError
+from rq import Retry
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import jobs
 from app.errors import DomainError
 from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
@@ -37,6 +39,7 @@ DUPLICATE_WAIT = 3.0  # how long a retried webhook waits for the first delivery'
 PASSIVE_MAX_BYTES = 2000  # WeChat cuts a passive text reply at about 2048 bytes
 # conversations.last_inbound_at is rewritten only when older than this: one UPDATE fewer per message of a chat.
 LAST_INBOUND_PRECISION = timedelta(minutes=10)
+LATE_RETRY = [5, 10, 20, 40, 80, 160]  # seconds between tries to queue a late answer while the database is down
 
 APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
 HANDED_OVER = "您的消息已转给人工客服，工作人员会尽快回复您。"
@@ -236,23 +239,46 @@ def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection, guard: _G
 
 
 def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
+    """The bot answered after the caller's budget: queue its replies in the outbox, and end the turn's guard."""
+    try:
+        messages, failure = future.result(), None
+    except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
+        messages, failure = None, str(exc)
     with app.app_context():
         try:
-            outcome = _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
+            outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
         except Exception:
-            log.exception("late bot reply for message %s could not be queued", turn.message_id)
-            guard.finish("failed")  # a retry of the message, if the channel sends one, answers it
+            # The database is down: the answer waits in Redis for it (the resident heard "success" already).
+            log.exception("late bot reply for message %s could not be queued; retrying", turn.message_id)
+            from app.jobs.conversations import queue_late_reply
+
+            queued = jobs.enqueue("outbound", queue_late_reply, asdict(turn), messages, failure,
+                                  job_id=f"late-reply-{turn.message_id}", retry=Retry(max=6, interval=LATE_RETRY))
+            # Without Redis either, a retry of the message (if the channel sends one) answers it.
+            guard.finish("outbox" if queued else "failed")
             return
         guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
 
 
+def queue_late_reply(*, turn: Turn, messages: list[dict] | None, failure: str | None) -> None:
+    """The retry of a late answer that could not be queued; a repeat is harmless (the outbox rows' dedup keys)."""
+    if _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False).classify:
+        bot_insights.classify_later(message_id=turn.message_id)
+
+
 def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
-    """The bot's replies, and whether they answer the message (not an apology for the bot's failure)."""
     try:
-        messages = future.result()
-    except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
-        log.warning("bot failed for message %s: %s", turn.message_id, exc)
-        _hand_to_staff(turn, reason=str(exc))
+        messages, failure = future.result(), None
+    except Exception as exc:
+        messages, failure = None, str(exc)
+    return _replies_of(turn, messages, failure)
+
+
+def _replies_of(turn: Turn, messages: list[dict] | None, failure: str | None) -> tuple[list[str], bool]:
+    """The bot's replies, and whether they answer the message (not an apology for the bot's failure)."""
+    if messages is None:
+        log.warning("bot failed for message %s: %s", turn.message_id, failure)
+        _hand_to_staff(turn, reason=failure or "")
         return [APOLOGY], False
     return [text for text in (_render(m) for m in messages) if text], True
 
