@@ -240,10 +240,7 @@ def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection, guard: _G
 
 def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
     """The bot answered after the caller's budget: queue its replies in the outbox, and end the turn's guard."""
-    try:
-        messages, failure = future.result(), None
-    except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
-        messages, failure = None, str(exc)
+    messages, failure = _answer_of(future)
     with app.app_context():
         try:
             outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
@@ -267,11 +264,15 @@ def queue_late_reply(*, turn: Turn, messages: list[dict] | None, failure: str | 
 
 
 def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
+    return _replies_of(turn, *_answer_of(future))
+
+
+def _answer_of(future: Future) -> tuple[list[dict] | None, str | None]:
+    """The bot's messages, or None and why it gave none."""
     try:
-        messages, failure = future.result(), None
-    except Exception as exc:
-        messages, failure = None, str(exc)
-    return _replies_of(turn, messages, failure)
+        return future.result(), None
+    except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
+        return None, str(exc)
 
 
 def _replies_of(turn: Turn, messages: list[dict] | None, failure: str | None) -> tuple[list[str], bool]:
