@@ -42,7 +42,7 @@ def _resolve(path: str):
 
 
 TASK_MODULES = ("app.jobs.outbox", "app.jobs.help", "app.jobs.tickets", "app.jobs.booking", "app.jobs.schedules",
-                "app.jobs.housekeeping", "app.jobs.reports", "app.jobs.bot")
+                "app.jobs.housekeeping", "app.jobs.reports", "app.jobs.bot", "app.jobs.conversations")
 
 
 def load_task_modules() -> None:

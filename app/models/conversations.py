@@ -49,6 +49,9 @@ class Message(db.Model):
         # refresh read a day or three of resident messages; without it each read scanned every message.
         Index("ix_messages_resident_created", "created_at", postgresql_where=text("author = 'resident'"),
               sqlite_where=text("author = 'resident'")),
+        Index("ix_messages_late_answer_due", "late_answer_due_at",
+              postgresql_where=text("late_answer_due_at IS NOT NULL"),
+              sqlite_where=text("late_answer_due_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -61,6 +64,8 @@ class Message(db.Model):
     text: Mapped[str] = mapped_column(Text, default="")
     intent: Mapped[str | None] = mapped_column(String(60))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set while the bot answers after the webhook's budget; if it is still set at this time, staff take over.
+    late_answer_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboundMessage(db.Model):

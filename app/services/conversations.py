@@ -15,7 +15,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from limits import parse as parse_rate
@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from app import jobs
 from app.errors import DomainError
 from app.extensions import db, limiter
-from app.models import Conversation, Message, Resident
+from app.models import Conversation, Message, OutboundMessage, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
 from app.services import bot_insights, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
@@ -40,6 +40,8 @@ PASSIVE_MAX_BYTES = 2000  # WeChat cuts a passive text reply at about 2048 bytes
 # conversations.last_inbound_at is rewritten only when older than this: one UPDATE fewer per message of a chat.
 LAST_INBOUND_PRECISION = timedelta(minutes=10)
 LATE_RETRY = [5, 10, 20, 40, 80, 160]  # seconds between tries to queue a late answer while the database is down
+# When a late answer not queued by then counts as lost (a process died): the bot's timeout and LATE_RETRY fit in it.
+LATE_ANSWER_GRACE = timedelta(minutes=10)
 
 APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
 HANDED_OVER = "您的消息已转给人工客服，工作人员会尽快回复您。"
@@ -64,8 +66,8 @@ class Outcome:
     guard_state: str = "done"
     needs_flush: bool = True
     classify: bool = False  # the bot answered the message: queue it for intent recording
-    # The bot is still answering after the caller's budget: _finish_late records how the turn ends.
-    late: bool = False
+    # The bot's answer when it came after the caller's budget: receive() hands it to _finish_late.
+    pending: Future | None = None
 
 
 @dataclass(frozen=True)
@@ -122,16 +124,22 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
                 outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False,
                                    conn=conn)
             else:
-                outcome = _bot_turn(turn, deadline=deadline, conn=conn, guard=guard)
+                outcome = _bot_turn(turn, deadline=deadline, conn=conn)
             if outcome.needs_flush:
-                _make_durable(turn)  # before the guard says the turn is over: a retry must find the message
+                # Before the guard says the turn is over: a retry must find the message.
+                _make_durable(turn, late=outcome.pending is not None)
         except BaseException:
             # Stored but unanswered: the channel's retry takes the turn over. Not while the bot is still
             # answering it, though: the retry would ask the bot a second time and the resident hear twice.
-            if outcome is None or not outcome.late:
+            if outcome is None or outcome.pending is None:
                 guard.finish("failed")
             raise
-    if not outcome.late:
+        finally:
+            if outcome is not None and outcome.pending is not None:
+                # Only now, so that the late answer's bookkeeping follows the mark _make_durable wrote.
+                app = current_app._get_current_object()
+                outcome.pending.add_done_callback(lambda done: _finish_late(app, turn, done, guard))
+    if outcome.pending is None:
         guard.finish(outcome.guard_state, classify=turn.message_id if outcome.classify else None)
     return outcome
 
@@ -141,6 +149,8 @@ _messages, _conversations, _residents = Message.__table__, Conversation.__table_
 _INSERT_MESSAGES = insert(_messages)
 _TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
                        .values(last_inbound_at=bindparam("now")))
+_MARK_LATE_ANSWER = (update(_messages).where(_messages.c.id == bindparam("message_id"))
+                     .values(late_answer_due_at=bindparam("due")))
 
 
 def _store(conn: Connection, *, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
@@ -221,7 +231,7 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
     return None
 
 
-def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection, guard: _Guard) -> Outcome:
+def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
     future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
                                 float(current_app.config.get("BOT_TIMEOUT", 10.0)))
     if deadline is None:
@@ -230,9 +240,7 @@ def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection, guard: _G
         future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
         # Too late for a passive reply: answer "success" now, send through the 客服 API when the bot is done.
-        app = current_app._get_current_object()
-        future.add_done_callback(lambda done: _finish_late(app, turn, done, guard))
-        return Outcome(deferred=True, late=True)
+        return Outcome(deferred=True, pending=future)
     except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
         pass
     return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True, conn=conn)
@@ -244,6 +252,7 @@ def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
     with app.app_context():
         try:
             outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
+            _late_answer_queued(turn)
         except Exception:
             # The database is down: the answer waits in Redis for it (the resident heard "success" already).
             log.exception("late bot reply for message %s could not be queued; retrying", turn.message_id)
@@ -259,8 +268,43 @@ def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
 
 def queue_late_reply(*, turn: Turn, messages: list[dict] | None, failure: str | None) -> None:
     """The retry of a late answer that could not be queued; a repeat is harmless (the outbox rows' dedup keys)."""
-    if _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False).classify:
+    outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
+    _late_answer_queued(turn)
+    if outcome.classify:
         bot_insights.classify_later(message_id=turn.message_id)
+
+
+def hand_over_lost_late_answers(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Messages whose late answer never got queued (the process died waiting for the bot): a person answers.
+
+    The apology takes the first reply's dedup key, so a late answer arriving meanwhile and the apology never
+    both reach the resident. Returns how many messages were handed over.
+    """
+    now = now or utcnow()
+    overdue = db.session.execute(
+        select(_messages.c.id, _messages.c.channel, _messages.c.external_id, _messages.c.text, _messages.c.kind,
+               _conversations.c.id.label("conversation_id"), _conversations.c.resident_id,
+               _conversations.c.bot_sender, _conversations.c.address)
+        .join_from(_messages, _conversations, _conversations.c.id == _messages.c.conversation_id)
+        .where(_messages.c.late_answer_due_at < now).order_by(_messages.c.id).limit(limit)
+    ).all()
+    handed = 0
+    for row in overdue:
+        turn = Turn(channel=row.channel, resident_id=row.resident_id, conversation_id=row.conversation_id,
+                    message_id=row.id, bot_sender=row.bot_sender, address=row.address, text=row.text, kind=row.kind)
+        queued = db.session.scalar(select(OutboundMessage.id).where(OutboundMessage.dedup_key == _dedup_key(turn, 0)))
+        if queued is None:
+            log.error("the late answer to message %s was lost; handing it to staff", row.id)
+            _hand_to_staff(turn, reason="the bot's late answer was lost")
+            _deliver(turn, [APOLOGY], answer=False, author="system", passive=False)
+            handed += 1
+        _late_answer_queued(turn)
+    return handed
+
+
+def _late_answer_queued(turn: Turn) -> None:
+    db.session.execute(_MARK_LATE_ANSWER, {"message_id": turn.message_id, "due": None})
+    db.session.commit()
 
 
 def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
@@ -326,8 +370,8 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
         return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer, classify=answer)
     db.session.execute(_INSERT_MESSAGES, rows)
     bodies = sms_text.segment("\n".join(replies)) if turn.channel == "sms" else replies
-    staged = [outbox.stage_message(conversation_id=turn.conversation_id, body=body,
-                                   dedup_key=f"turn:{turn.message_id}:{n}") for n, body in enumerate(bodies)]
+    staged = [outbox.stage_message(conversation_id=turn.conversation_id, body=body, dedup_key=_dedup_key(turn, n))
+              for n, body in enumerate(bodies)]
     try:
         db.session.commit()
     except IntegrityError:  # this turn's replies were queued already
@@ -338,11 +382,20 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
     return Outcome(deferred=True, guard_state="outbox", needs_flush=False, classify=answer)
 
 
-def _make_durable(turn: Turn) -> None:
-    """Wait until the stored message is on disk: a durable commit flushes the log up to itself."""
-    if db.session.get_bind().dialect.name != "postgresql":
+def _dedup_key(turn: Turn, n: int) -> str:
+    """The outbox key of a turn's n-th reply: one set of replies per turn, whoever queues it."""
+    return f"turn:{turn.message_id}:{n}"
+
+
+def _make_durable(turn: Turn, *, late: bool) -> None:
+    """Wait until the stored message is on disk: a durable commit flushes the log up to itself. `late`: the bot
+    is still answering, so the message is marked until its answer is queued (hand_over_lost_late_answers)."""
+    if late:
+        db.session.execute(_MARK_LATE_ANSWER, {"message_id": turn.message_id, "due": utcnow() + LATE_ANSWER_GRACE})
+    elif db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_TOUCH_CONVERSATION, {"conversation_id": turn.conversation_id, "now": utcnow()})
+    else:
         return  # SQLite's commits are all durable
-    db.session.execute(_TOUCH_CONVERSATION, {"conversation_id": turn.conversation_id, "now": utcnow()})
     db.session.commit()
 
 

@@ -197,7 +197,7 @@ def test_a_message_answered_in_the_response_is_not_waited_for_but_one_answered_l
     # The message's own commit skipped the wait; a commit that waits for the disk came before "success".
     stored = [t for t in before_success if any(s.startswith(("INSERT INTO messages", "WITH sender")) for s in t.statements)]
     assert stored and not stored[0].waited_for_disk, before_success
-    assert before_success[-1].waited_for_disk and any(s.startswith("UPDATE conversations")
+    assert before_success[-1].waited_for_disk and any(s.startswith("UPDATE messages SET late_answer_due_at")
                                                       for s in before_success[-1].statements), before_success
     _wait_for_outbox(app, 1)
 

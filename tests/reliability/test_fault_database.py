@@ -114,7 +114,7 @@ def test_a_webhook_whose_connection_dropped_mid_turn_is_answered_on_wechats_retr
 
 @contextmanager
 def writes_refused(app, statement: str, *, durable_only: bool = False):
-    """PostgreSQL refuses `statement` ("UPDATE ON conversations"), as a database failing over would. With
+    """PostgreSQL refuses `statement` ("UPDATE ON messages"), as a database failing over would. With
     `durable_only`, only commits that wait for the disk fail: the webhook's own autocommit connections
     (synchronous_commit off) still write, the ORM session's durable commit does not."""
     condition = "current_setting('synchronous_commit') <> 'off'" if durable_only else "true"
@@ -147,7 +147,7 @@ def test_a_slow_turn_whose_durable_commit_failed_is_answered_once_and_the_bot_as
     xml = wechat_text("oDbSlow0001", "挂号", 31)
 
     web = request_scoped_client(app)
-    with writes_refused(app, "UPDATE ON conversations", durable_only=True):
+    with writes_refused(app, "UPDATE ON messages", durable_only=True):
         first = web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
     assert first.status_code == 500  # the message might not be on disk: WeChat must send it again
     # WeChat's retry: the bot is still answering the first delivery, so the retry does not ask it again.
@@ -167,7 +167,7 @@ def test_a_late_reply_the_database_refused_is_queued_from_redis_once_it_is_back(
     wechat, _ = recorders
     xml = wechat_text("oDbSlow0002", "挂号", 32)
     web = request_scoped_client(app)
-    with writes_refused(app, "UPDATE ON conversations", durable_only=True), \
+    with writes_refused(app, "UPDATE ON messages", durable_only=True), \
             writes_refused(app, "INSERT ON outbound_messages"):
         assert web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml").status_code == 500
         wait_until(lambda: get_redis().get("linli:inbound:wechat:32") == b"outbox", what="the late reply kept")

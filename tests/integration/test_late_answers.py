@@ -1,0 +1,119 @@
+"""A bot answer that comes after the webhook's budget: its message stays marked until the answer is queued,
+and a sweeper hands to staff the messages whose answer died with its process (gunicorn killed with SIGKILL)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from urllib.request import Request, urlopen
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Message, OutboundMessage, Ticket
+from app.models.base import utcnow
+from app.services import conversations, delivery
+from tests.conftest import TEST_SETTINGS
+from tests.factories import ConversationFactory
+from tests.integration.test_wechat_support import rasa, recorders, street, web  # noqa: F401 (fixtures)
+from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def inbound(openid_text: str) -> Message:
+    db.session.expire_all()
+    return db.session.scalar(select(Message).where(Message.direction == "in", Message.text == openid_text))
+
+
+def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, rasa, street, recorders, monkeypatch):
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
+    rasa.delay = 1.0
+    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
+    response = web.post("/wechat?" + signed_wechat_query(), data=wechat_text("oLate0001", "我要挂号", 41),
+                        content_type="text/xml")
+    assert response.get_data(as_text=True) == "success"
+    due = inbound("我要挂号").late_answer_due_at
+    assert due is not None and due > utcnow() + conversations.LATE_ANSWER_GRACE - timedelta(minutes=1)
+
+    wait_until(lambda: inbound("我要挂号").late_answer_due_at is None, what="the mark cleared")
+    assert [row.body for row in db.session.scalars(select(OutboundMessage))] == ["请选择科室"]
+    assert conversations.hand_over_lost_late_answers(now=utcnow() + timedelta(hours=1)) == 0
+    assert not db.session.scalars(select(Ticket)).all()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(app, rasa_url: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
+           "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
+           "RASA_URL": rasa_url, "WECHAT_REPLY_BUDGET": "0.3"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4",
+                             "-b", f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return urlopen(base + "/healthz", timeout=1).status == 200
+        except OSError:
+            return False
+
+    wait_until(up, timeout=30, what="gunicorn serving the app")
+    return proc, base
+
+
+def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, committed, street, rasa, recorders):
+    wechat, _ = recorders
+    rasa.delay = 30.0  # the answer would come long after the process is gone
+    proc, base = _serve(app, rasa.url)
+    try:
+        request = Request(base + "/wechat?" + signed_wechat_query(), data=wechat_text("oLate0002", "我要挂号", 42),
+                          headers={"Content-Type": "text/xml"})
+        assert urlopen(request, timeout=10).read() == b"success"
+        wait_until(lambda: rasa.turns, what="the bot asked")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # an OOM kill or a crashed host, with the bot's answer on its way
+        proc.wait(10)
+
+    message = inbound("我要挂号")
+    assert message.late_answer_due_at is not None
+    assert not db.session.scalars(select(OutboundMessage)).all()
+    assert conversations.hand_over_lost_late_answers() == 0  # not overdue yet
+
+    later = utcnow() + conversations.LATE_ANSWER_GRACE + timedelta(seconds=1)
+    assert conversations.hand_over_lost_late_answers(now=later) == 1
+    assert conversations.hand_over_lost_late_answers(now=later) == 0  # handed over once
+    ticket = db.session.scalar(select(Ticket))
+    assert ticket is not None and ticket.conversation_id == message.conversation_id
+    rows = db.session.scalars(select(OutboundMessage)).all()
+    assert [(row.body, row.dedup_key) for row in rows] == [(conversations.APOLOGY, f"turn:{message.id}:0")]
+    assert delivery.deliver(outbound_id=rows[0].id) == "sent"
+    assert wechat.texts_to("oLate0002") == [conversations.APOLOGY]
+    assert inbound("我要挂号").late_answer_due_at is None
+
+
+def test_an_answer_queued_before_the_sweep_is_not_followed_by_an_apology(app, committed, street, recorders):
+    # The late answer's rows were queued but its mark was not cleared (the process died in between).
+    conversation = ConversationFactory(channel="wechat", address="oLate0003")
+    db.session.flush()
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      external_id="43", text="我要挂号", late_answer_due_at=utcnow() - timedelta(seconds=1))
+    db.session.add(message)
+    db.session.flush()
+    db.session.add(OutboundMessage(conversation_id=conversation.id, channel="wechat", to_address="oLate0003",
+                                   body="请选择科室", dedup_key=f"turn:{message.id}:0"))
+    db.session.commit()
+
+    assert conversations.hand_over_lost_late_answers() == 0
+    assert [row.body for row in db.session.scalars(select(OutboundMessage))] == ["请选择科室"]
+    assert not db.session.scalars(select(Ticket)).all()
+    assert inbound("我要挂号").late_answer_due_at is None
