@@ -282,7 +282,7 @@ def hand_over_lost_late_answers(*, now: datetime | None = None, limit: int = 100
     """
     now = now or utcnow()
     overdue = db.session.execute(
-        select(_messages.c.id, _messages.c.channel, _messages.c.external_id, _messages.c.text, _messages.c.kind,
+        select(_messages.c.id, _messages.c.channel, _messages.c.text, _messages.c.kind,
                _conversations.c.id.label("conversation_id"), _conversations.c.resident_id,
                _conversations.c.bot_sender, _conversations.c.address)
         .join_from(_messages, _conversations, _conversations.c.id == _messages.c.conversation_id)
