@@ -9,7 +9,9 @@ THINK_MS between messages, about 1 s and about 0.1 s on average (20 residents ch
 times faster); and 20 senders back to back (saturation: the machine's throughput, where latency is
 queueing for the two CPUs). Prints p50/p99 latency, messages/s and the ratios.
 
-Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20).
+Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20);
+for the saturation experiments in docs/channels.md: BENCH_LOADS=saturation (only 20 senders back to back),
+BENCH_WORKERS (4) and BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0").
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -32,7 +35,7 @@ SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, 
 # The paced loads: 20 residents writing about a message a second (faster than anyone types), then ten a second.
 THINK_MS = (1000, 100)
 WARMUP_SECONDS = 12  # long enough for every sender to have written once
-WORKERS, THREADS = 4, 8
+WORKERS, THREADS = int(os.environ.get("BENCH_WORKERS", "4")), 8
 
 # Every message a new MsgId: wrk runs one Lua state per thread, so each thread gets its own number (an
 # unseeded math.random would give every thread the same "random" prefix, and the threads' messages would
@@ -183,7 +186,8 @@ def main() -> int:
     procs = [
         subprocess.Popen([sys.executable, __file__, "--serve-rasa", str(rasa_port)], cwd=ROOT),
         subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
-                          "-b", f"127.0.0.1:{app_port}", "--log-level", "warning", "wsgi:app"],
+                          "-b", f"127.0.0.1:{app_port}", "--log-level", "warning",
+                          *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", "")), "wsgi:app"],
                          cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
     ]
     try:
@@ -200,6 +204,8 @@ def main() -> int:
         loads += [(f"20 senders, ~{ms / 1000:g} s apart", 20, THINK_LUA.replace("%THINK_MS%", str(ms)))
                   for ms in THINK_MS]
         loads += [("20 senders, back to back", 20, "")]
+        if os.environ.get("BENCH_LOADS") == "saturation":
+            loads = loads[-1:]
         for label, connections, extra in loads:
             base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
             hook = wrk(app_url, wechat_lua + extra, connections, seconds)
@@ -209,7 +215,8 @@ def main() -> int:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
-    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads")
+    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads "
+          f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip())
     print(f"{'load':<30} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
     for label, base, hook in rows:
         for name, r in (("stub bot alone", base), ("WeChat webhook", hook)):
