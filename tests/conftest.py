@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from flask_migrate import upgrade
@@ -23,6 +24,13 @@ TEST_SETTINGS = {
     "WECHAT_TOKEN": "test-wechat-token",
     "PUBLIC_BASE_URL": "http://linli.test",
 }
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (until the caller does)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_test_app(**overrides):

@@ -251,8 +251,7 @@ def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
     messages, failure = _answer_of(future)
     with app.app_context():
         try:
-            outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
-            _late_answer_queued(turn)
+            outcome = _queue_late_answer(turn, messages, failure)
         except Exception:
             # The database is down: the answer waits in Redis for it (the resident heard "success" already).
             log.exception("late bot reply for message %s could not be queued; retrying", turn.message_id)
@@ -268,10 +267,14 @@ def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
 
 def queue_late_reply(*, turn: Turn, messages: list[dict] | None, failure: str | None) -> None:
     """The retry of a late answer that could not be queued; a repeat is harmless (the outbox rows' dedup keys)."""
+    if _queue_late_answer(turn, messages, failure).classify:
+        bot_insights.classify_later(message_id=turn.message_id)
+
+
+def _queue_late_answer(turn: Turn, messages: list[dict] | None, failure: str | None) -> Outcome:
     outcome = _deliver(turn, *_replies_of(turn, messages, failure), author="bot", passive=False)
     _late_answer_queued(turn)
-    if outcome.classify:
-        bot_insights.classify_later(message_id=turn.message_id)
+    return outcome
 
 
 def hand_over_lost_late_answers(*, now: datetime | None = None, limit: int = 100) -> int:

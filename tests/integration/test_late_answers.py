@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -16,23 +15,21 @@ from app.extensions import db
 from app.models import Message, OutboundMessage, Ticket
 from app.models.base import utcnow
 from app.services import conversations, delivery
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, free_port
 from tests.factories import ConversationFactory
-from tests.integration.test_wechat_support import rasa, recorders, street, web  # noqa: F401 (fixtures)
+from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)
 from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def inbound(openid_text: str) -> Message:
+def inbound(text: str) -> Message:
+    """The resident's message with this text, as the database has it now."""
     db.session.expire_all()
-    return db.session.scalar(select(Message).where(Message.direction == "in", Message.text == openid_text))
+    return db.session.scalar(select(Message).where(Message.direction == "in", Message.text == text))
 
 
-def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, rasa, street, recorders, monkeypatch):
-    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
-    rasa.delay = 1.0
-    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
+def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, slow_bot, street, recorders):
     response = web.post("/wechat?" + signed_wechat_query(), data=wechat_text("oLate0001", "我要挂号", 41),
                         content_type="text/xml")
     assert response.get_data(as_text=True) == "success"
@@ -45,14 +42,8 @@ def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, rasa, street
     assert not db.session.scalars(select(Ticket)).all()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(app, rasa_url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
            "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "RASA_URL": rasa_url, "WECHAT_REPLY_BUDGET": "0.3"}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from integrations.rasa import BotUnavailable, RasaRestClient
+from tests.conftest import free_port
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -93,9 +93,7 @@ def fake_rasa():
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_send_posts_sender_and_message_and_returns_the_bots_messages(fake_rasa):

@@ -1,7 +1,6 @@
 """The real twilio-python transport against the Twilio stub on loopback, and webhook signature checks."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -10,6 +9,7 @@ from flask import Flask, request
 
 from integrations.twilio import (RecordingTwilioTransport, TwilioSendError, TwilioTransport,
                                  build_twilio_transport, validate_twilio_request)
+from tests.conftest import free_port
 from tests.stubs.fixtures import twilio_stub  # noqa: F401
 from tests.stubs.server import ServerThread
 
@@ -91,10 +91,7 @@ def test_slow_twilio_gives_a_retryable_error_within_the_client_timeout(twilio_st
 
 
 def test_unreachable_twilio_is_retryable():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", f"http://127.0.0.1:{port}", timeout=1)
+    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", f"http://127.0.0.1:{free_port()}", timeout=1)
 
     with pytest.raises(TwilioSendError) as caught:
         transport.send_sms(RESIDENT, "x")

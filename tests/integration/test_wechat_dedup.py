@@ -12,7 +12,7 @@ from app.models import Message, OutboundMessage
 from app.redis_client import get_redis
 from app.services import delivery
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    event_xml, plain_query, rasa, recorders, street, text_xml, web,
+    event_xml, plain_query, rasa, recorders, slow_bot, street, text_xml, web,
 )
 
 OPENID = "oRetryingResident001"
@@ -71,11 +71,9 @@ def get_redis_flush(app):
 
 
 def test_a_bot_slower_than_the_budget_gets_success_then_the_replies_go_by_kefu_in_order(
-        app, web, rasa, street, recorders, monkeypatch):
+        app, web, slow_bot, street, recorders):
     wechat, _ = recorders
-    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
-    rasa.delay = 1.0
-    rasa.reply = lambda sender, text: [{"text": "第一条：请选择科室"}, {"text": "第二条：请选择日期"}]
+    slow_bot.reply = lambda sender, text: [{"text": "第一条：请选择科室"}, {"text": "第二条：请选择日期"}]
 
     started = time.monotonic()
     response = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "挂号", 90003), content_type="text/xml")
@@ -93,4 +91,4 @@ def test_a_bot_slower_than_the_budget_gets_success_then_the_replies_go_by_kefu_i
     assert delivery.deliver(outbound_id=rows[0].id) == "sent"
     assert delivery.deliver(outbound_id=rows[1].id) == "sent"
     assert wechat.texts_to(OPENID) == ["第一条：请选择科室", "第二条：请选择日期"]
-    assert len(rasa.turns) == 1
+    assert len(slow_bot.turns) == 1

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import socket
 import threading
 import time
 
@@ -13,6 +12,7 @@ from redis import Redis
 from integrations.wechat import (RecordingWeChatSender, WeChatApiError, WeChatClientSender,
                                  build_wechat_sender)
 from integrations.wechat_token import KEY_PREFIX
+from tests.conftest import free_port
 from tests.stubs.fixtures import STUB_REDIS_URL, stub_redis, wechat_stub  # noqa: F401
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -251,10 +251,7 @@ def test_wrong_secret_is_a_configuration_error_not_retried(wechat_stub, stub_red
 
 
 def test_unreachable_wechat_is_retryable(stub_redis):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sender = WeChatClientSender("wx0", "secret", f"http://127.0.0.1:{port}/cgi-bin/", stub_redis, timeout=1)
+    sender = WeChatClientSender("wx0", "secret", f"http://127.0.0.1:{free_port()}/cgi-bin/", stub_redis, timeout=1)
 
     with pytest.raises(WeChatApiError) as caught:
         sender.send_text(OPENID, "x")

@@ -138,6 +138,15 @@ def rasa(app):
 
 
 @pytest.fixture
+def slow_bot(app, rasa, monkeypatch):
+    """The Rasa stub slower than the webhook's budget: "success" first, the answer through the outbox after."""
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
+    rasa.delay = 1.0
+    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
+    return rasa
+
+
+@pytest.fixture
 def recorders(app):
     """Recording WeChat and Twilio transports for the app; restored afterwards."""
     current = transports.use(app)

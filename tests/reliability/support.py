@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from app.extensions import db
 from app.models import HelpContact, Message, OutboundMessage, Ticket
 from app.services.booking_calendar import SHANGHAI
+from tests.conftest import free_port
 from tests.factories import (
     ChannelIdentityFactory, CommunityFactory, ConversationFactory, DoctorFactory, FaqArticleFactory,
     HelpDeviceFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory, StreetFactory,
@@ -130,9 +130,7 @@ class StoppableRasa:
         self.turns: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        with socket.socket() as probe:  # a free port, then kept across restarts
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()  # kept across restarts
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "StoppableRasa":

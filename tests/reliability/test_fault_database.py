@@ -18,7 +18,7 @@ from app.models import Message, OutboundMessage, Ticket
 from app.redis_client import get_redis
 from app.services import delivery, transports
 from integrations.rasa import RasaRestClient
-from tests.integration.test_wechat_support import rasa, recorders, street  # noqa: F401 (fixtures)
+from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
     AUTH, StoppableRasa, passive_text, request_scoped_client, signed_wechat_query, wait_until, wechat_text,
 )
@@ -113,17 +113,17 @@ def test_a_webhook_whose_connection_dropped_mid_turn_is_answered_on_wechats_retr
 
 
 @contextmanager
-def writes_refused(app, statement: str, *, durable_only: bool = False):
-    """PostgreSQL refuses `statement` ("UPDATE ON messages"), as a database failing over would. With
+def writes_refused(app, operation: str, table: str, *, durable_only: bool = False):
+    """PostgreSQL refuses `operation` ("UPDATE") on `table`, as a database failing over would. With
     `durable_only`, only commits that wait for the disk fail: the webhook's own autocommit connections
     (synchronous_commit off) still write, the ORM session's durable commit does not."""
     condition = "current_setting('synchronous_commit') <> 'off'" if durable_only else "true"
-    table = statement.split(" ON ")[1]
     with db.engine.begin() as conn:
         conn.exec_driver_sql(
             f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"IF {condition} THEN RAISE EXCEPTION 'write refused'; END IF; RETURN NEW; END $$")
-        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE {statement} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()")
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE {operation} ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()")
     try:
         yield
     finally:
@@ -132,22 +132,13 @@ def writes_refused(app, statement: str, *, durable_only: bool = False):
             conn.exec_driver_sql(f"DROP FUNCTION refuse_{table}()")
 
 
-@pytest.fixture
-def slow_bot(app, rasa, monkeypatch):
-    """A bot slower than the webhook's budget: its answer goes through the outbox after "success"."""
-    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
-    rasa.delay = 1.0
-    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
-    return rasa
-
-
 def test_a_slow_turn_whose_durable_commit_failed_is_answered_once_and_the_bot_asked_once(
         app, postgres_only, committed, street, slow_bot, recorders):
     wechat, _ = recorders
     xml = wechat_text("oDbSlow0001", "挂号", 31)
 
     web = request_scoped_client(app)
-    with writes_refused(app, "UPDATE ON messages", durable_only=True):
+    with writes_refused(app, "UPDATE", "messages", durable_only=True):
         first = web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
     assert first.status_code == 500  # the message might not be on disk: WeChat must send it again
     # WeChat's retry: the bot is still answering the first delivery, so the retry does not ask it again.
@@ -167,8 +158,8 @@ def test_a_late_reply_the_database_refused_is_queued_from_redis_once_it_is_back(
     wechat, _ = recorders
     xml = wechat_text("oDbSlow0002", "挂号", 32)
     web = request_scoped_client(app)
-    with writes_refused(app, "UPDATE ON messages", durable_only=True), \
-            writes_refused(app, "INSERT ON outbound_messages"):
+    with writes_refused(app, "UPDATE", "messages", durable_only=True), \
+            writes_refused(app, "INSERT", "outbound_messages"):
         assert web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml").status_code == 500
         wait_until(lambda: get_redis().get("linli:inbound:wechat:32") == b"outbox", what="the late reply kept")
         # WeChat's retry (sent because of the 500): the answer is on its way, the bot is not asked again.
