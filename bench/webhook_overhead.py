@@ -4,6 +4,8 @@ Measured with wrk (apt package `wrk`) on this machine, in one run:
   baseline  POST to a stub Rasa REST channel that answers instantly (asyncio: the bot's own cost, near zero)
   webhook   POST /wechat (signed plaintext text messages, unique MsgIds) to the app under gunicorn, whose
             bot is that same stub: signature, XML, dedup, storage, routing, the bot call, the passive reply
+  floor     GET /livez of the same app under the same gunicorn: a route that calls nothing, so what the server
+            and Flask alone cost at that load (the part of the webhook's figure no app code can remove)
 under four loads: 1 sender writing back to back (the added latency); 20 senders each pausing a random
 THINK_MS between messages, about 1 s and about 0.1 s on average (20 residents chatting at once, then ten
 times faster); and 20 senders back to back (saturation: the machine's throughput, where latency is
@@ -76,6 +78,8 @@ function delay()
   return math.random(0, 2 * %THINK_MS%)
 end
 """
+
+LIVEZ_LUA = THREAD_IDS_LUA  # wrk's default request, a GET; the thread ids feed THINK_LUA's seed
 
 RASA_LUA = THREAD_IDS_LUA + r"""
 wrk.method = "POST"
@@ -208,8 +212,9 @@ def main() -> int:
             loads = loads[-1:]
         for label, connections, extra in loads:
             base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
+            floor = wrk(f"http://127.0.0.1:{app_port}/livez", LIVEZ_LUA + extra, connections, seconds)
             hook = wrk(app_url, wechat_lua + extra, connections, seconds)
-            rows.append((label, base, hook))
+            rows.append((label, base, floor, hook))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -218,11 +223,13 @@ def main() -> int:
     print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads "
           f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip())
     print(f"{'load':<30} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
-    for label, base, hook in rows:
-        for name, r in (("stub bot alone", base), ("WeChat webhook", hook)):
+    for label, base, floor, hook in rows:
+        for name, r in (("stub bot alone", base), ("app floor (GET /livez)", floor), ("WeChat webhook", hook)):
             print(f"{label:<30} | {name:<22} | {r['p50']:>7.2f} | {r['p99']:>7.2f} | {r['rps']:>8.0f} | {r['errors']}")
         print(f"{label:<30} | {'added by the webhook':<22} | {hook['p50'] - base['p50']:>7.2f} | "
               f"{hook['p99'] - base['p99']:>7.2f} | ratio of throughput {hook['rps'] / base['rps']:.2f}")
+        print(f"{label:<30} | {'webhook / app floor':<22} | {hook['p50'] / floor['p50']:>7.2f} | "
+              f"{hook['p99'] / floor['p99']:>7.2f} | ratio of throughput {hook['rps'] / floor['rps']:.2f}")
     return 0
 
 

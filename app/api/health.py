@@ -1,4 +1,7 @@
-"""GET /healthz: the database, Redis and the bot, each reported on its own."""
+"""GET /healthz: the database, Redis and the bot, each reported on its own. GET /livez: the process answers.
+
+Two probes because they answer different questions: a supervisor restarting the web process when /healthz
+says the database is down would restart every instance and fix nothing."""
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
@@ -7,6 +10,10 @@ from apiflask.fields import Dict, List, String
 from app.services import health
 
 bp = APIBlueprint("health", __name__, tag="Health")
+
+
+class LiveOut(Schema):
+    status = String(required=True, metadata={"description": "always ok: the process serves requests"})
 
 
 class HealthOut(Schema):
@@ -25,3 +32,10 @@ def healthz():
     checks = health.report()
     down = [name for name, state in checks.items() if state != "ok"]
     return {"status": "ok" if not down else "degraded", "checks": checks, "down": down}, (200 if not down else 503)
+
+
+@bp.get("/livez")
+@bp.output(LiveOut)
+@bp.doc(summary="Liveness: the web process answers (no dependency is called)")
+def livez():
+    return {"status": "ok"}

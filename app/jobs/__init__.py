@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import re
+from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
 
 from app.redis_client import get_queue
 
 log = logging.getLogger(__name__)
+_EXCEPTION_LINE = re.compile(r"^[\w.]+(?:Error|Exception)\b.*$", re.M)
 
 
 def enqueue(queue: str, func, *args, job_id: str | None = None, at: datetime | None = None,
@@ -31,3 +35,37 @@ def enqueue(queue: str, func, *args, job_id: str | None = None, at: datetime | N
     except RedisError:
         log.warning("could not enqueue %s; the sweeper will pick it up", getattr(func, "__name__", func))
         return False
+
+
+def requeue_failed(queue: str, func, *, max_age: timedelta, now: datetime | None = None) -> int:
+    """Put `func`'s jobs that used up their retries on `queue` back on it; returns how many.
+
+    For jobs that carry the only copy of their work (the database was down when they were queued): they go on
+    being tried for `max_age` after their creation. An older one is given up, loudly, and leaves the registry.
+    """
+    q = get_queue(queue)
+    registry = q.failed_job_registry
+    wanted = f"{func.__module__}.{func.__name__}"
+    now = now or datetime.now(timezone.utc)
+    requeued = 0
+    for job_id in registry.get_job_ids():
+        try:
+            job = Job.fetch(job_id, connection=q.connection)
+        except NoSuchJobError:
+            continue
+        if job.func_name != wanted:
+            continue
+        if now - job.created_at > max_age:
+            result = job.latest_result()
+            # The exception's own line (database errors go on with their SQL and context lines).
+            last_error = _EXCEPTION_LINE.findall(result.exc_string or "") if result else []
+            log.error("giving up job %s (%s) after %s: its work is lost; last error: %s", job_id, wanted, max_age,
+                      last_error[-1] if last_error else "unknown")
+            registry.remove(job)
+            continue
+        try:
+            registry.requeue(job)
+        except InvalidJobOperation:  # another sweep took it a moment ago
+            continue
+        requeued += 1
+    return requeued

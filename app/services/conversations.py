@@ -42,6 +42,8 @@ LAST_INBOUND_PRECISION = timedelta(minutes=10)
 LATE_RETRY = [5, 10, 20, 40, 80, 160]  # seconds between tries to queue a late answer while the database is down
 # When a late answer not queued by then counts as lost (a process died): the bot's timeout and LATE_RETRY fit in it.
 LATE_ANSWER_GRACE = timedelta(minutes=10)
+# How long a late answer waiting in Redis for the database is tried again (app.jobs.conversations).
+LATE_REPLY_KEPT = timedelta(days=1)
 
 APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
 HANDED_OVER = "您的消息已转给人工客服，工作人员会尽快回复您。"

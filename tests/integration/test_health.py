@@ -53,3 +53,13 @@ def test_openapi_document_is_served_and_declares_the_internal_api(client):
     assert spec["openapi"].startswith("3.")
     assert "/api/internal/handoff" in spec["paths"]
     assert "/healthz" in spec["paths"]
+
+
+def test_livez_answers_while_its_dependencies_are_down(app, session):
+    # Nothing listens on port 1: the database and the bot are unreachable. (Redis stays: flask-limiter's
+    # storage is one per process, and the next test's app would inherit the broken one.)
+    broken = make_test_app(DATABASE_URL="postgresql://root@127.0.0.1:1/none", RASA_URL="http://127.0.0.1:1")
+    response = broken.test_client().get("/livez")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert broken.test_client().get("/healthz").status_code == 503  # the same app is not healthy

@@ -44,6 +44,7 @@ EXCEPTIONS = {
 }
 PUBLIC = {
     "static", "openapi.spec", "openapi.docs", "openapi.swagger_ui_oauth_redirect", "health.healthz",
+    "health.livez",
     "console.login",
     # Signing in is how a resident gets a token.
     "mobile_v1.sign_in", "mobile_v1.send_code", "mobile_v1.wechat_sign_in", "mobile_v1.wechat_url",

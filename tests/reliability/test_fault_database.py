@@ -7,16 +7,21 @@ the caller's retry must succeed.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
+from rq.job import Job
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.jobs import requeue_failed
+from app.jobs.conversations import queue_late_reply, requeue_late_replies
 from app.jobs.worker import build_worker
 from app.models import Message, OutboundMessage, Ticket
-from app.redis_client import get_redis
+from app.redis_client import get_queue, get_redis
 from app.services import delivery, transports
+from app.services.conversations import LATE_REPLY_KEPT
 from integrations.rasa import RasaRestClient
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
@@ -171,3 +176,56 @@ def test_a_late_reply_the_database_refused_is_queued_from_redis_once_it_is_back(
     assert wechat.texts_to("oDbSlow0002") == ["请选择科室"]
     assert [text for _, text in slow_bot.turns] == ["挂号"]
     assert db.session.scalars(select(Message.text).where(Message.direction == "in")).all() == ["挂号"]
+
+
+def test_a_late_reply_whose_retries_ran_out_while_the_database_was_down_is_sent_once_it_is_back(
+        app, postgres_only, committed, street, slow_bot, recorders):
+    wechat, _ = recorders
+    xml = wechat_text("oDbSlow0003", "挂号", 33)
+    web = request_scoped_client(app)
+    outbound = get_queue("outbound")
+    with writes_refused(app, "UPDATE", "messages", durable_only=True), \
+            writes_refused(app, "INSERT", "outbound_messages"):
+        assert web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml").status_code == 500
+        wait_until(lambda: get_redis().get("linli:inbound:wechat:33") == b"outbox", what="the late reply kept")
+        message_id = db.session.scalar(select(Message.id).where(Message.direction == "in"))
+        db.session.rollback()  # its read lock would hold up dropping the trigger
+        # The database stays down through all of its tries: as if the first five had failed already.
+        job = Job.fetch(f"late-reply-{message_id}", connection=outbound.connection)
+        job.retries_left = 0
+        job.save()
+        build_worker(app, ("outbound",)).work(burst=True)
+        assert outbound.failed_job_registry.get_job_ids() == [job.id]
+    # No mark on the message (the durable write was refused), so the lost-answer sweep cannot see it.
+    assert db.session.scalar(select(Message.late_answer_due_at).where(Message.id == message_id)) is None
+    assert wechat.texts_to("oDbSlow0003") == []
+
+    with app.app_context():
+        assert requeue_late_replies() == 1
+    build_worker(app, ("outbound",)).work(burst=True)
+    assert wechat.texts_to("oDbSlow0003") == ["请选择科室"]
+    assert outbound.failed_job_registry.get_job_ids() == []
+    with app.app_context():
+        assert requeue_late_replies() == 0  # nothing left to try: no second answer
+    assert [text for _, text in slow_bot.turns] == ["挂号"]
+
+
+def test_a_late_reply_still_failing_after_a_day_is_given_up_loudly(
+        app, postgres_only, committed, street, slow_bot, recorders, caplog):
+    xml = wechat_text("oDbSlow0004", "挂号", 34)
+    outbound = get_queue("outbound")
+    with writes_refused(app, "UPDATE", "messages", durable_only=True), \
+            writes_refused(app, "INSERT", "outbound_messages"):
+        request_scoped_client(app).post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
+        wait_until(lambda: get_redis().get("linli:inbound:wechat:34") == b"outbox", what="the late reply kept")
+        job_id = outbound.job_ids[-1]
+        job = Job.fetch(job_id, connection=outbound.connection)
+        job.retries_left = 0
+        job.save()
+        build_worker(app, ("outbound",)).work(burst=True)
+    with app.app_context():
+        later = job.created_at + LATE_REPLY_KEPT + timedelta(minutes=1)
+        assert requeue_failed("outbound", queue_late_reply, max_age=LATE_REPLY_KEPT, now=later) == 0
+    assert outbound.failed_job_registry.get_job_ids() == []
+    assert any("giving up job " + job_id in record.getMessage() for record in caplog.records
+               if record.levelname == "ERROR")
