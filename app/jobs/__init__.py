@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import InvalidJobOperation
 from rq.job import Job
 
 from app.redis_client import get_queue
@@ -48,18 +48,14 @@ def requeue_failed(queue: str, func, *, max_age: timedelta, now: datetime | None
     wanted = f"{func.__module__}.{func.__name__}"
     now = now or datetime.now(timezone.utc)
     requeued = 0
-    for job_id in registry.get_job_ids():
-        try:
-            job = Job.fetch(job_id, connection=q.connection)
-        except NoSuchJobError:
-            continue
-        if job.func_name != wanted:
+    for job in Job.fetch_many(registry.get_job_ids(), connection=q.connection):
+        if job is None or job.func_name != wanted:  # gone meanwhile, or another job's failure
             continue
         if now - job.created_at > max_age:
             result = job.latest_result()
             # The exception's own line (database errors go on with their SQL and context lines).
             last_error = _EXCEPTION_LINE.findall(result.exc_string or "") if result else []
-            log.error("giving up job %s (%s) after %s: its work is lost; last error: %s", job_id, wanted, max_age,
+            log.error("giving up job %s (%s) after %s: its work is lost; last error: %s", job.id, wanted, max_age,
                       last_error[-1] if last_error else "unknown")
             registry.remove(job)
             continue

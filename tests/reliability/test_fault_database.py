@@ -178,33 +178,40 @@ def test_a_late_reply_the_database_refused_is_queued_from_redis_once_it_is_back(
     assert db.session.scalars(select(Message.text).where(Message.direction == "in")).all() == ["挂号"]
 
 
-def test_a_late_reply_whose_retries_ran_out_while_the_database_was_down_is_sent_once_it_is_back(
-        app, postgres_only, committed, street, slow_bot, recorders):
-    wechat, _ = recorders
-    xml = wechat_text("oDbSlow0003", "挂号", 33)
-    web = request_scoped_client(app)
+def _late_reply_failed_for_good(app, openid: str, msg_id: int) -> Job:
+    """A slow turn while the database refuses the durable mark and the outbox, and goes on refusing them through
+    the late reply's tries: its job ends in RQ's failed registry. Returns that job."""
     outbound = get_queue("outbound")
     with writes_refused(app, "UPDATE", "messages", durable_only=True), \
             writes_refused(app, "INSERT", "outbound_messages"):
-        assert web.post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml").status_code == 500
-        wait_until(lambda: get_redis().get("linli:inbound:wechat:33") == b"outbox", what="the late reply kept")
-        message_id = db.session.scalar(select(Message.id).where(Message.direction == "in"))
+        response = request_scoped_client(app).post("/wechat?" + signed_wechat_query(),
+                                                   data=wechat_text(openid, "挂号", msg_id), content_type="text/xml")
+        assert response.status_code == 500
+        wait_until(lambda: get_redis().get(f"linli:inbound:wechat:{msg_id}") == b"outbox",
+                   what="the late reply kept")
+        message_id = db.session.scalar(select(Message.id).where(Message.external_id == str(msg_id)))
         db.session.rollback()  # its read lock would hold up dropping the trigger
-        # The database stays down through all of its tries: as if the first five had failed already.
         job = Job.fetch(f"late-reply-{message_id}", connection=outbound.connection)
-        job.retries_left = 0
+        job.retries_left = 0  # as if its first five tries had failed already
         job.save()
         build_worker(app, ("outbound",)).work(burst=True)
         assert outbound.failed_job_registry.get_job_ids() == [job.id]
     # No mark on the message (the durable write was refused), so the lost-answer sweep cannot see it.
     assert db.session.scalar(select(Message.late_answer_due_at).where(Message.id == message_id)) is None
+    return job
+
+
+def test_a_late_reply_whose_retries_ran_out_while_the_database_was_down_is_sent_once_it_is_back(
+        app, postgres_only, committed, street, slow_bot, recorders):
+    wechat, _ = recorders
+    _late_reply_failed_for_good(app, "oDbSlow0003", 33)
     assert wechat.texts_to("oDbSlow0003") == []
 
     with app.app_context():
         assert requeue_late_replies() == 1
     build_worker(app, ("outbound",)).work(burst=True)
     assert wechat.texts_to("oDbSlow0003") == ["请选择科室"]
-    assert outbound.failed_job_registry.get_job_ids() == []
+    assert get_queue("outbound").failed_job_registry.get_job_ids() == []
     with app.app_context():
         assert requeue_late_replies() == 0  # nothing left to try: no second answer
     assert [text for _, text in slow_bot.turns] == ["挂号"]
@@ -212,20 +219,12 @@ def test_a_late_reply_whose_retries_ran_out_while_the_database_was_down_is_sent_
 
 def test_a_late_reply_still_failing_after_a_day_is_given_up_loudly(
         app, postgres_only, committed, street, slow_bot, recorders, caplog):
-    xml = wechat_text("oDbSlow0004", "挂号", 34)
-    outbound = get_queue("outbound")
-    with writes_refused(app, "UPDATE", "messages", durable_only=True), \
-            writes_refused(app, "INSERT", "outbound_messages"):
-        request_scoped_client(app).post("/wechat?" + signed_wechat_query(), data=xml, content_type="text/xml")
-        wait_until(lambda: get_redis().get("linli:inbound:wechat:34") == b"outbox", what="the late reply kept")
-        job_id = outbound.job_ids[-1]
-        job = Job.fetch(job_id, connection=outbound.connection)
-        job.retries_left = 0
-        job.save()
-        build_worker(app, ("outbound",)).work(burst=True)
+    wechat, _ = recorders
+    job = _late_reply_failed_for_good(app, "oDbSlow0004", 34)
     with app.app_context():
         later = job.created_at + LATE_REPLY_KEPT + timedelta(minutes=1)
         assert requeue_failed("outbound", queue_late_reply, max_age=LATE_REPLY_KEPT, now=later) == 0
-    assert outbound.failed_job_registry.get_job_ids() == []
-    assert any("giving up job " + job_id in record.getMessage() for record in caplog.records
+    assert get_queue("outbound").failed_job_registry.get_job_ids() == []
+    assert any(f"giving up job {job.id}" in record.getMessage() for record in caplog.records
                if record.levelname == "ERROR")
+    assert wechat.texts_to("oDbSlow0004") == []
