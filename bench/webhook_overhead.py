@@ -12,7 +12,8 @@ times faster); and 20 senders back to back (saturation: the machine's throughput
 queueing for the two CPUs). Prints p50/p99 latency, messages/s and the ratios.
 
 Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20);
-for the saturation experiments in docs/channels.md: BENCH_LOADS=saturation (only 20 senders back to back),
+for the experiments in docs/channels.md: BENCH_LOADS, a comma-separated choice of one, paced1000, paced100 and
+saturation (the four loads above, in that order; all by default), e.g. BENCH_LOADS=saturation,
 BENCH_WORKERS (4) and BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0").
 """
 from __future__ import annotations
@@ -204,12 +205,12 @@ def main() -> int:
         # resident's first message also creates their records), and the pools and imports are warm.
         wrk(app_url, wechat_lua, 8, WARMUP_SECONDS)
         rows = []
-        loads = [("1 sender, back to back", 1, "")]
-        loads += [(f"20 senders, ~{ms / 1000:g} s apart", 20, THINK_LUA.replace("%THINK_MS%", str(ms)))
-                  for ms in THINK_MS]
-        loads += [("20 senders, back to back", 20, "")]
-        if os.environ.get("BENCH_LOADS") == "saturation":
-            loads = loads[-1:]
+        loads = {"one": ("1 sender, back to back", 1, "")}
+        loads |= {f"paced{ms}": (f"20 senders, ~{ms / 1000:g} s apart", 20, THINK_LUA.replace("%THINK_MS%", str(ms)))
+                  for ms in THINK_MS}
+        loads["saturation"] = ("20 senders, back to back", 20, "")
+        chosen = os.environ.get("BENCH_LOADS", ",".join(loads)).split(",")
+        loads = [loads[name] for name in chosen]
         for label, connections, extra in loads:
             base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
             floor = wrk(f"http://127.0.0.1:{app_port}/livez", LIVEZ_LUA + extra, connections, seconds)
