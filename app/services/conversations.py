@@ -282,8 +282,7 @@ def _queue_late_answer(turn: Turn, messages: list[dict] | None, failure: str | N
 def hand_over_lost_late_answers(*, now: datetime | None = None, limit: int = 100) -> int:
     """Messages whose late answer never got queued (the process died waiting for the bot): a person answers.
 
-    The apology takes the first reply's dedup key, so a late answer arriving meanwhile and the apology never
-    both reach the resident. Returns how many messages were handed over.
+    Returns how many messages were handed over.
     """
     now = now or utcnow()
     overdue = db.session.execute(
@@ -297,14 +296,31 @@ def hand_over_lost_late_answers(*, now: datetime | None = None, limit: int = 100
     for row in overdue:
         turn = Turn(channel=row.channel, resident_id=row.resident_id, conversation_id=row.conversation_id,
                     message_id=row.id, bot_sender=row.bot_sender, address=row.address, text=row.text, kind=row.kind)
-        queued = db.session.scalar(select(OutboundMessage.id).where(OutboundMessage.dedup_key == _dedup_key(turn, 0)))
-        if queued is None:
-            log.error("the late answer to message %s was lost; handing it to staff", row.id)
-            _hand_to_staff(turn, reason="the bot's late answer was lost")
-            _deliver(turn, [APOLOGY], answer=False, author="system", passive=False)
-            handed += 1
+        handed += _hand_over_lost_answer(turn)
         _late_answer_queued(turn)
     return handed
+
+
+def _hand_over_lost_answer(turn: Turn) -> bool:
+    """The apology and the ticket for a lost late answer, kept together or not at all.
+
+    The apology takes the first reply's dedup key before the ticket is opened, in the same transaction. So a
+    late answer queued after all, earlier or in this very moment by another process, wins the key, and then
+    neither the apology nor a ticket for an answered message is kept.
+    """
+    db.session.execute(_INSERT_MESSAGES, [dict(conversation_id=turn.conversation_id, channel=turn.channel,
+                                               direction="out", author="system", kind="text", text=APOLOGY)])
+    apology = outbox.stage_message(conversation_id=turn.conversation_id, body=APOLOGY, dedup_key=_dedup_key(turn, 0))
+    try:
+        db.session.flush()  # on PostgreSQL, waits for a concurrent insert of the same key to end
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    log.error("the late answer to message %s was lost; handing it to staff", turn.message_id)
+    _hand_to_staff(turn, reason="the bot's late answer was lost")
+    db.session.commit()
+    outbox.dispatch(outbound_ids=[apology.id])
+    return True
 
 
 def _late_answer_queued(turn: Turn) -> None:

@@ -64,11 +64,11 @@ def open_ticket(*, street_id: int, source: str, subject: str, priority: str = "n
         conversation_id=conversation_id, resident_id=resident_id, status="open",
         first_response_due_at=first_due, resolution_due_at=resolution_due, created_at=now,
     )
-    db.session.add(ticket)
     try:
-        db.session.flush()
+        # A savepoint, so that losing the race below keeps what the caller has pending in the session.
+        with db.session.begin_nested():
+            db.session.add(ticket)
     except IntegrityError:  # a concurrent request opened it first; the partial unique index decided
-        db.session.rollback()
         existing = open_ticket_for_conversation(conversation_id=conversation_id)
         if existing is None:
             raise

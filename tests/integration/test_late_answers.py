@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from urllib.request import Request, urlopen
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
 from app.extensions import db
 from app.models import Message, OutboundMessage, Ticket
@@ -107,4 +108,42 @@ def test_an_answer_queued_before_the_sweep_is_not_followed_by_an_apology(app, co
     assert conversations.hand_over_lost_late_answers() == 0
     assert [row.body for row in db.session.scalars(select(OutboundMessage))] == ["请选择科室"]
     assert not db.session.scalars(select(Ticket)).all()
+    assert inbound("我要挂号").late_answer_due_at is None
+
+
+def test_a_late_answer_queued_during_the_sweep_wins_and_no_ticket_is_left_open(app, committed, street, recorders):
+    # The sweeper and a late answer (say, requeued after a long database outage) reach the same message at
+    # the same moment: the answer's transaction holds the first reply's key while the sweeper runs.
+    conversation = ConversationFactory(channel="wechat", address="oLate0004")
+    db.session.flush()
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      external_id="44", text="我要挂号", late_answer_due_at=utcnow() - timedelta(seconds=1))
+    db.session.add(message)
+    db.session.commit()
+    outbound = OutboundMessage.__table__
+    swept = {}
+
+    def sweep():
+        with app.app_context():
+            swept["handed"] = conversations.hand_over_lost_late_answers()
+
+    def sweeper_waits_for_the_key(probe):
+        return probe.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND datname = current_database()"))
+
+    with db.engine.connect() as answer, db.engine.connect() as probe:
+        answer.execute(insert(outbound).values(conversation_id=conversation.id, channel="wechat",
+                                               to_address="oLate0004", body="请选择科室", kind="reply", sequence=1,
+                                               dedup_key=f"turn:{message.id}:0"))
+        sweeper = threading.Thread(target=sweep)
+        sweeper.start()
+        wait_until(lambda: sweeper_waits_for_the_key(probe), what="the sweeper waiting on the answer's key")
+        answer.commit()
+        sweeper.join(10)
+
+    assert swept == {"handed": 0}
+    assert not db.session.scalars(select(Ticket)).all()
+    db.session.expire_all()
+    assert [row.body for row in db.session.scalars(select(OutboundMessage))] == ["请选择科室"]
+    assert [m.text for m in db.session.scalars(select(Message).where(Message.direction == "out"))] == []
     assert inbound("我要挂号").late_answer_due_at is None
