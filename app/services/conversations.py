@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from app import jobs
 from app.errors import DomainError
 from app.extensions import db, limiter
-from app.models import Conversation, Message, OutboundMessage, Resident
+from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
 from app.services import bot_insights, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
