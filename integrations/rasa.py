@@ -1,12 +1,15 @@
 """The bot: Rasa's REST channel behind a small interface, and a scripted fake for tests."""
 from __future__ import annotations
 
+import http.client
 import json
+import select
 import threading
 import time
-from typing import Callable, Protocol, Union
-
-import urllib3
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from typing import Any, Callable, Protocol, Union
+from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 4.0
 STATUS_TIMEOUT = 2.0
@@ -16,7 +19,19 @@ class BotUnavailable(Exception):
     """The bot gave no usable answer: down, too slow, failing, or answering something that is not a list."""
 
 
+class Exchange(Protocol):
+    """One turn under way at the bot: asked already, its answer read by whichever thread is still waiting."""
+
+    def ready_within(self, seconds: float) -> bool:
+        """True once the answer has begun to arrive (or the turn has failed): result() then need not wait."""
+
+    def result(self) -> list[dict]:
+        """The bot's messages for the turn (waits up to the client's timeout); raises BotUnavailable."""
+
+
 class BotClient(Protocol):
+    def start(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> Exchange: ...
+
     def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]: ...
 
     def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None: ...
@@ -25,57 +40,143 @@ class BotClient(Protocol):
 
 
 class RasaRestClient:
-    """Talks to a Rasa server's REST channel over a pool of kept-alive HTTP connections.
+    """Talks to a Rasa server's REST channel over kept-alive HTTP connections.
 
-    urllib3 directly rather than requests: the webhook calls the bot on every message, and requests'
-    per-call work (proxy lookups in the environment, hooks, cookie jars) costs more CPU than the call itself.
+    The standard library's http.client, because a webhook asks the bot, then waits for the answer only up
+    to its own budget, and the answer must be read by whichever thread is still there: the webhook's own when
+    the bot is quick (no hand-over to another thread per message), a bot thread when it is not (the answer is
+    kept). urllib3 and requests send and read in one call; they also cost two to three times the CPU per call.
+    No retries: a repeated POST would be a second turn for the bot, and a failed turn is handed to staff.
     """
 
     def __init__(self, base_url: str, *, pool_size: int = 20):
-        self.base_url = base_url.rstrip("/")
-        # Webhook requests and outbox workers call the bot concurrently; the pool keeps their connections
-        # alive instead of opening one per message. No retries: a failed turn is handed to staff, and a
-        # repeated POST would be a second turn for the bot.
-        self._http = urllib3.PoolManager(maxsize=pool_size, retries=False)
+        url = urlsplit(base_url)
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or (443 if self._https else 80)
+        self._prefix = url.path.rstrip("/")
+        self._pool_size = pool_size
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
-    def _request(self, method: str, path: str, payload: dict | None, timeout: float) -> urllib3.BaseHTTPResponse:
-        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else None
-        return self._http.request(method, f"{self.base_url}{path}", body=body, headers=headers,
-                                  timeout=timeout, redirect=False)
+    def start(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> Exchange:
+        return self._ask("POST", "/webhooks/rest/webhook", {"sender": sender, "message": text}, timeout,
+                         _messages_of)
 
     def send(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
         """The bot's messages for one turn of `sender` (an empty list when it has nothing to say)."""
-        try:
-            res = self._request("POST", "/webhooks/rest/webhook", {"sender": sender, "message": text}, timeout)
-        except urllib3.exceptions.HTTPError as exc:
-            raise BotUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if res.status >= 400:
-            raise BotUnavailable(f"HTTP {res.status} from the bot")
-        try:
-            answer = json.loads(res.data)
-        except ValueError as exc:
-            raise BotUnavailable("the bot's answer is not JSON") from exc
-        if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
-            raise BotUnavailable(f"the bot's answer is not a list of messages: {str(answer)[:200]}")
-        return answer
+        return self.start(sender, text, timeout).result()
 
     def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
         """The intent the bot's NLU gives `text` (Rasa's /model/parse), or None if it can't tell."""
-        try:
-            res = self._request("POST", "/model/parse", {"text": text}, timeout)
-            if res.status >= 400:
-                raise BotUnavailable(f"parse failed: HTTP {res.status}")
-            return ((json.loads(res.data) or {}).get("intent") or {}).get("name")
-        except (urllib3.exceptions.HTTPError, ValueError, AttributeError) as exc:
-            raise BotUnavailable(f"parse failed: {exc}") from exc
+        return self._ask("POST", "/model/parse", {"text": text}, timeout, _intent_of).result()
 
     def status(self) -> bool:
         """True when the Rasa server answers on its root URL."""
         try:
-            return self._request("GET", "/", None, STATUS_TIMEOUT).status < 400
-        except urllib3.exceptions.HTTPError:
+            return self._ask("GET", "/", None, STATUS_TIMEOUT, lambda data: True).result()
+        except BotUnavailable:
             return False
+
+    def _ask(self, method: str, path: str, payload: dict | None, timeout: float,
+             decode: Callable[[bytes], Any]) -> _HttpExchange:
+        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn = self._checkout(timeout)
+        try:
+            conn.request(method, self._prefix + path, body=body, headers=headers)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            return _HttpExchange(self, None, decode, failure=_describe(exc, timeout))
+        return _HttpExchange(self, conn, decode)
+
+    def _checkout(self, timeout: float) -> http.client.HTTPConnection:
+        conn = None
+        with self._lock:
+            while conn is None and self._idle:
+                conn = self._idle.pop()
+                if not _still_open(conn):
+                    conn.close()
+                    conn = None
+        if conn is None:
+            factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = factory(self._host, self._port, timeout=timeout)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._pool_size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+
+class _HttpExchange:
+    def __init__(self, client: RasaRestClient, conn: http.client.HTTPConnection | None,
+                 decode: Callable[[bytes], Any], *, failure: str | None = None):
+        self._client, self._conn, self._decode, self._failure = client, conn, decode, failure
+
+    def ready_within(self, seconds: float) -> bool:
+        if self._conn is None or self._conn.sock is None:
+            return True
+        poller = select.poll()
+        poller.register(self._conn.sock, select.POLLIN)
+        return bool(poller.poll(max(0, int(seconds * 1000))))
+
+    def result(self) -> Any:
+        if self._conn is None:
+            raise BotUnavailable(self._failure)
+        conn, self._conn, self._failure = self._conn, None, "the answer was read already"
+        try:
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise BotUnavailable(_describe(exc, conn.timeout)) from exc
+        if response.will_close:
+            conn.close()
+        else:
+            self._client._checkin(conn)
+        if response.status >= 400:
+            raise BotUnavailable(f"HTTP {response.status} from the bot")
+        return self._decode(data)
+
+
+def _still_open(conn: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive connection has nothing to read unless the server closed it (Rasa's keep-alive
+    timeout, a restart): then it is not reused."""
+    if conn.sock is None:
+        return False
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    return not poller.poll(0)
+
+
+def _describe(exc: BaseException, timeout: float | None) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"ReadTimeout: no answer within {timeout}s"
+    if isinstance(exc, ConnectionError):
+        return f"ConnectionError: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _messages_of(data: bytes) -> list[dict]:
+    try:
+        answer = json.loads(data)
+    except ValueError as exc:
+        raise BotUnavailable("the bot's answer is not JSON") from exc
+    if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+        raise BotUnavailable(f"the bot's answer is not a list of messages: {str(answer)[:200]}")
+    return answer
+
+
+def _intent_of(data: bytes) -> str | None:
+    try:
+        return ((json.loads(data) or {}).get("intent") or {}).get("name")
+    except (ValueError, AttributeError) as exc:
+        raise BotUnavailable(f"parse failed: {exc}") from exc
 
 
 Answer = Union[str, list, Callable[[str, str], Union[str, list]]]
@@ -117,6 +218,9 @@ class ScriptedBot:
                 answer = answer(sender, text)
         return _as_messages(sender, answer)
 
+    def start(self, sender: str, text: str, timeout: float = DEFAULT_TIMEOUT) -> Exchange:
+        return _ThreadedExchange(lambda: self.send(sender, text, timeout))
+
     def parse(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
         """A scripted bot has no NLU; `intents` maps texts to the intent it should report."""
         if self.down:
@@ -131,3 +235,23 @@ def _as_messages(sender: str, answer: str | list) -> list[dict]:
     items = [answer] if isinstance(answer, str) else list(answer)
     return [item if isinstance(item, dict) else {"recipient_id": sender, "text": item}
             for item in items if item != ""]
+
+
+class _ThreadedExchange:
+    """A turn run on a thread of its own, for a bot without a connection to watch (the scripted fake)."""
+
+    _threads: ThreadPoolExecutor | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, call: Callable[[], list[dict]]):
+        with self._lock:
+            if _ThreadedExchange._threads is None:
+                _ThreadedExchange._threads = ThreadPoolExecutor(max_workers=32,
+                                                                thread_name_prefix="scripted-bot")
+        self._future = _ThreadedExchange._threads.submit(call)
+
+    def ready_within(self, seconds: float) -> bool:
+        return bool(wait_for_futures([self._future], timeout=max(0.0, seconds)).done)
+
+    def result(self) -> list[dict]:
+        return self._future.result()

@@ -13,9 +13,9 @@ import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from flask import current_app
 from limits import parse as parse_rate
@@ -234,23 +234,19 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
 
 
 def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
-    future = _executor().submit(transports.get().bot.send, turn.bot_sender, turn.text,
-                                float(current_app.config.get("BOT_TIMEOUT", 10.0)))
-    if deadline is None:
-        return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=False)
-    try:
-        future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except FutureTimeout:
-        # Too late for a passive reply: answer "success" now, send through the 客服 API when the bot is done.
-        return Outcome(deferred=True, pending=future)
-    except Exception:  # noqa: S110 (the bot's failure is handled by _bot_replies below)
-        pass
-    return _deliver(turn, *_bot_replies(turn, future), author="bot", passive=True, conn=conn)
+    timeout = float(current_app.config.get("BOT_TIMEOUT", 10.0))
+    exchange = transports.get().bot.start(turn.bot_sender, turn.text, timeout)
+    if deadline is not None and not exchange.ready_within(deadline - time.monotonic()):
+        # Too late for a passive reply: answer "success" now, and let a bot thread wait for the answer and send it
+        # through the 客服 API.
+        return Outcome(deferred=True, pending=_executor().submit(exchange.result))
+    return _deliver(turn, *_replies_of(turn, *_answer_of(exchange.result)), author="bot",
+                    passive=deadline is not None, conn=conn)
 
 
 def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
     """The bot answered after the caller's budget: queue its replies in the outbox, and end the turn's guard."""
-    messages, failure = _answer_of(future)
+    messages, failure = _answer_of(future.result)
     with app.app_context():
         try:
             outcome = _queue_late_answer(turn, messages, failure)
@@ -328,14 +324,10 @@ def _late_answer_queued(turn: Turn) -> None:
     db.session.commit()
 
 
-def _bot_replies(turn: Turn, future: Future) -> tuple[list[str], bool]:
-    return _replies_of(turn, *_answer_of(future))
-
-
-def _answer_of(future: Future) -> tuple[list[dict] | None, str | None]:
+def _answer_of(answer: Callable[[], list[dict]]) -> tuple[list[dict] | None, str | None]:
     """The bot's messages, or None and why it gave none."""
     try:
-        return future.result(), None
+        return answer(), None
     except Exception as exc:  # BotUnavailable, or any bug in the client: a person answers instead
         return None, str(exc)
 

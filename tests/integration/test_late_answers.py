@@ -10,7 +10,7 @@ import threading
 from datetime import timedelta
 from urllib.request import Request, urlopen
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
 from app.extensions import db
 from app.models import Message, OutboundMessage, Ticket
@@ -19,7 +19,7 @@ from app.services import conversations, delivery
 from tests.conftest import TEST_SETTINGS, free_port
 from tests.factories import ConversationFactory
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)
-from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
+from tests.reliability.support import a_session_waits_on_a_lock, signed_wechat_query, wait_until, wechat_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -127,17 +127,13 @@ def test_a_late_answer_queued_during_the_sweep_wins_and_no_ticket_is_left_open(a
         with app.app_context():
             swept["handed"] = conversations.hand_over_lost_late_answers()
 
-    def sweeper_waits_for_the_key(probe):
-        return probe.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND datname = current_database()"))
-
-    with db.engine.connect() as answer, db.engine.connect() as probe:
+    with db.engine.connect() as answer:
         answer.execute(insert(outbound).values(conversation_id=conversation.id, channel="wechat",
                                                to_address="oLate0004", body="请选择科室", kind="reply", sequence=1,
                                                dedup_key=f"turn:{message.id}:0"))
         sweeper = threading.Thread(target=sweep)
         sweeper.start()
-        wait_until(lambda: sweeper_waits_for_the_key(probe), what="the sweeper waiting on the answer's key")
+        wait_until(a_session_waits_on_a_lock, what="the sweeper waiting on the answer's key")
         answer.commit()
         sweeper.join(10)
 

@@ -26,7 +26,7 @@ class FakeRasa:
     test can see whether the client reuses its connections.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, idle_timeout: float | None = None) -> None:
         self.received: list[dict] = []
         self.client_ports: set[int] = set()
         self.mode = "echo"  # echo, slow, error, not_a_list, not_json
@@ -35,6 +35,7 @@ class FakeRasa:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = idle_timeout  # how long a kept-alive connection may idle before the server closes it
 
             def log_message(self, *args):
                 pass
@@ -78,6 +79,10 @@ class FakeRasa:
     def start(self) -> None:
         self._thread.start()
 
+    def release(self) -> None:
+        """Let a slow answer go."""
+        self._release.set()
+
     def stop(self) -> None:
         self._release.set()
         self._server.shutdown()
@@ -111,6 +116,41 @@ def test_consecutive_messages_reuse_one_pooled_connection(fake_rasa):
 
     assert len(fake_rasa.received) == 5
     assert len(fake_rasa.client_ports) == 1
+
+
+def test_a_quick_answer_is_ready_within_the_callers_budget(fake_rasa):
+    exchange = RasaRestClient(fake_rasa.base_url).start("conv-7", "你好", timeout=2)
+
+    assert exchange.ready_within(2) is True
+    assert exchange.result()[0] == {"recipient_id": "conv-7", "text": "收到：你好"}
+
+
+def test_an_answer_slower_than_the_callers_budget_is_still_read_when_it_comes(fake_rasa):
+    fake_rasa.mode = "slow"
+    client = RasaRestClient(fake_rasa.base_url)
+    exchange = client.start("conv-8", "我要挂号", timeout=3)
+
+    started = time.monotonic()
+    assert exchange.ready_within(0.2) is False  # the webhook's budget is over: it answers "success"
+    assert 0.15 < time.monotonic() - started < 1.0
+    fake_rasa.release()
+    assert exchange.result()[0] == {"recipient_id": "conv-8", "text": "收到：我要挂号"}
+    fake_rasa.mode = "echo"
+    assert client.send("conv-8", "再问一次", timeout=2)[0]["text"] == "收到：再问一次"
+    assert len(fake_rasa.client_ports) == 1  # the connection went back to the pool after the late answer
+
+
+def test_a_kept_alive_connection_the_bot_closed_while_idle_is_not_reused():
+    fake = FakeRasa(idle_timeout=0.2)  # Rasa's server, too, closes connections left idle
+    fake.start()
+    try:
+        client = RasaRestClient(fake.base_url)
+        client.send("conv-9", "第一条", timeout=2)
+        time.sleep(0.6)
+        assert client.send("conv-9", "第二条", timeout=2)[0]["text"] == "收到：第二条"
+        assert len(fake.client_ports) == 2
+    finally:
+        fake.stop()
 
 
 def test_slow_bot_raises_bot_unavailable_at_the_timeout(fake_rasa):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -12,7 +12,7 @@ from app.models import OutboundMessage, Ticket
 from app.models.base import utcnow
 from app.services import outbox, tickets
 from tests.factories import ConversationFactory
-from tests.reliability.support import wait_until
+from tests.reliability.support import a_session_waits_on_a_lock, wait_until
 
 
 def test_losing_the_race_to_open_a_ticket_keeps_the_callers_pending_work(app, committed):
@@ -32,7 +32,7 @@ def test_losing_the_race_to_open_a_ticket_keeps_the_callers_pending_work(app, co
             opened.update(ticket=ticket.id, reply=reply.id)
 
     first_due, resolution_due = tickets.due_times(priority="normal", since=utcnow())
-    with Session(db.engine) as winner, db.engine.connect() as probe:
+    with Session(db.engine) as winner:
         winning = Ticket(street_id=street_id, source="resident", subject="人工", status="open",
                          conversation_id=conversation_id, resident_id=resident_id,
                          first_response_due_at=first_due, resolution_due_at=resolution_due)
@@ -40,9 +40,7 @@ def test_losing_the_race_to_open_a_ticket_keeps_the_callers_pending_work(app, co
         winner.flush()  # holds the index entry until it commits
         loser = threading.Thread(target=open_with_a_reply_pending)
         loser.start()
-        wait_until(lambda: probe.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                             "AND datname = current_database()")),
-                   what="the second request waiting on the open ticket's index entry")
+        wait_until(a_session_waits_on_a_lock, what="the second request waiting on the open ticket's index entry")
         winner.commit()
         winning_id = winning.id
         loser.join(10)

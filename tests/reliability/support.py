@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from twilio.request_validator import RequestValidator
 
 from app.extensions import db
@@ -45,6 +45,15 @@ class RequestScopedClient(FlaskClient):
 
 def request_scoped_client(app) -> RequestScopedClient:
     return RequestScopedClient(app, app.response_class, use_cookies=True)
+
+
+def a_session_waits_on_a_lock() -> bool:
+    """Whether some session of the test database is waiting on a row lock (say, another's uncommitted insert of
+    the same unique key). A fresh connection per look: PostgreSQL keeps pg_stat_activity as it was at the
+    start of a transaction."""
+    with db.engine.connect() as probe:
+        return bool(probe.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                      "WHERE wait_event_type = 'Lock' AND datname = current_database()")))
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "the condition"):
