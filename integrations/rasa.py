@@ -25,8 +25,10 @@ class Exchange(Protocol):
     def ready_within(self, seconds: float) -> bool:
         """True once the answer has begun to arrive (or the turn has failed): result() then need not wait."""
 
-    def result(self) -> list[dict]:
-        """The bot's messages for the turn (waits up to the client's timeout); raises BotUnavailable."""
+    def result(self, within: float | None = None) -> list[dict]:
+        """The bot's messages for the turn; raises BotUnavailable. Waits up to the client's timeout for each
+        part of the answer, or, given `within`, for no more than that: an answer that began to arrive and then
+        stalled must not keep a webhook past its budget."""
 
 
 class BotClient(Protocol):
@@ -125,16 +127,18 @@ class _HttpExchange:
         poller.register(self._conn.sock, select.POLLIN)
         return bool(poller.poll(max(0, int(seconds * 1000))))
 
-    def result(self) -> Any:
+    def result(self, within: float | None = None) -> Any:
         if self._conn is None:
             raise BotUnavailable(self._failure)
         conn, self._conn, self._failure = self._conn, None, "the answer was read already"
+        timeout = conn.timeout if within is None else max(within, 0.001)
         try:
+            conn.sock.settimeout(timeout)
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise BotUnavailable(_describe(exc, conn.timeout)) from exc
+            conn.close()  # a half-read answer leaves the connection unusable
+            raise BotUnavailable(_describe(exc, timeout)) from exc
         if response.will_close:
             conn.close()
         else:
@@ -253,5 +257,5 @@ class _ThreadedExchange:
     def ready_within(self, seconds: float) -> bool:
         return bool(wait_for_futures([self._future], timeout=max(0.0, seconds)).done)
 
-    def result(self) -> list[dict]:
-        return self._future.result()
+    def result(self, within: float | None = None) -> list[dict]:
+        return self._future.result(timeout=within)

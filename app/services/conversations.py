@@ -236,12 +236,16 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
 def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
     timeout = float(current_app.config.get("BOT_TIMEOUT", 10.0))
     exchange = transports.get().bot.start(turn.bot_sender, turn.text, timeout)
-    if deadline is not None and not exchange.ready_within(deadline - time.monotonic()):
+    if deadline is None:  # no passive reply (SMS): the bot may take its whole timeout
+        return _deliver(turn, *_replies_of(turn, *_answer_of(exchange.result)), author="bot", passive=False)
+    if not exchange.ready_within(deadline - time.monotonic()):
         # Too late for a passive reply: answer "success" now, and let a bot thread wait for the answer and send it
         # through the 客服 API.
         return Outcome(deferred=True, pending=_executor().submit(exchange.result))
-    return _deliver(turn, *_replies_of(turn, *_answer_of(exchange.result)), author="bot",
-                    passive=deadline is not None, conn=conn)
+    # The answer is arriving: read here. One that stalls halfway is the bot failing, and must not hold the webhook
+    # past the budget (WeChat gives up a second after it, hence the small floor).
+    answer = _answer_of(lambda: exchange.result(within=max(0.1, deadline - time.monotonic())))
+    return _deliver(turn, *_replies_of(turn, *answer), author="bot", passive=True, conn=conn)
 
 
 def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:

@@ -29,7 +29,7 @@ class FakeRasa:
     def __init__(self, *, idle_timeout: float | None = None) -> None:
         self.received: list[dict] = []
         self.client_ports: set[int] = set()
-        self.mode = "echo"  # echo, slow, error, not_a_list, not_json
+        self.mode = "echo"  # echo, slow, stall, error, not_a_list, not_json
         self._release = threading.Event()
         fake = self
 
@@ -50,6 +50,15 @@ class FakeRasa:
                 fake.client_ports.add(self.client_address[1])
                 if fake.mode == "slow":
                     fake._release.wait(5)
+                if fake.mode == "stall":  # the headers and half the answer, then nothing
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "40")
+                    self.end_headers()
+                    self.wfile.write(b'[{"recipient_id": "x", ')
+                    fake._release.wait(5)
+                    self.close_connection = True
+                    return
                 if fake.mode == "error":
                     return self._json(500, {"error": "boom"})
                 if fake.mode == "not_a_list":
@@ -138,6 +147,17 @@ def test_an_answer_slower_than_the_callers_budget_is_still_read_when_it_comes(fa
     fake_rasa.mode = "echo"
     assert client.send("conv-8", "再问一次", timeout=2)[0]["text"] == "收到：再问一次"
     assert len(fake_rasa.client_ports) == 1  # the connection went back to the pool after the late answer
+
+
+def test_an_answer_that_stalls_halfway_fails_within_the_callers_budget(fake_rasa):
+    fake_rasa.mode = "stall"
+    exchange = RasaRestClient(fake_rasa.base_url).start("conv-10", "你好", timeout=5)
+    assert exchange.ready_within(2) is True  # it began to arrive
+
+    started = time.monotonic()
+    with pytest.raises(BotUnavailable, match="Timeout"):
+        exchange.result(within=0.3)
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_kept_alive_connection_the_bot_closed_while_idle_is_not_reused():

@@ -130,12 +130,14 @@ def today() -> date:
 class StoppableRasa:
     """Rasa's REST channel on a fixed loopback port that can be stopped and started again (a bot restart).
 
-    `reply(sender, text)` answers each turn; every turn it received is counted in `turns`.
+    `reply(sender, text)` answers each turn; every turn it received is counted in `turns`. With `stall` (seconds),
+    it sends half of each answer, then pauses that long before the rest (a bot stuck mid-write).
     """
 
     def __init__(self, reply=None, *, delay: float = 0.0):
         self.reply = reply or (lambda sender, text: [{"recipient_id": sender, "text": f"机器人：{text}"}])
         self.delay = delay
+        self.stall = 0.0
         self.turns: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -163,6 +165,11 @@ class StoppableRasa:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if bot.stall:
+                    half = len(data) // 2
+                    self.wfile.write(data[:half])
+                    time.sleep(bot.stall)
+                    data = data[half:]
                 self.wfile.write(data)
 
             def log_message(self, *args):

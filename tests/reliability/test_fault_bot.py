@@ -8,6 +8,7 @@ staff member who has their ticket (human mode), their follow-ups on that ticket.
 from __future__ import annotations
 
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -98,4 +99,18 @@ def test_a_bot_outage_apologises_opens_tickets_loses_nothing_and_the_bot_takes_n
     assert people.wechat("oOutage005", "恢复后老居民") == "机器人：恢复后老居民"
 
     assert len(bot.texts()) == len(before) + len(after_new) + 1  # nothing reached it twice, nothing during
+    _nothing_lost()
+
+
+def test_a_bot_stuck_halfway_through_its_answer_gets_the_apology_within_the_budget(
+        app, committed, street, recorders, bot, monkeypatch):
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.5)
+    bot.stall = 3.0  # the answer begins to arrive, then stops for longer than WeChat waits
+    people = Residents(app)
+
+    started = time.monotonic()
+    assert people.wechat("oStall001", "我要挂号") == APOLOGY
+    assert time.monotonic() - started < 2.0  # well inside WeChat's 5 s, so the apology reaches the resident
+    ticket = db.session.scalar(select(Ticket))
+    assert ticket is not None and ticket.status == "open"
     _nothing_lost()
