@@ -362,6 +362,8 @@ def _hand_to_staff(turn: Turn, *, reason: str) -> None:
     ticket = tickets.open_ticket(street_id=street_id, source="bot", subject=(turn.text or "居民留言")[:60],
                                  category="fallback", conversation_id=turn.conversation_id,
                                  resident_id=turn.resident_id, body=turn.text)
+    if tickets.holds_message(ticket_id=ticket.id, message_id=turn.message_id):
+        return  # handed over already: a retried late answer, or the sweeper and the late answer both
     tickets.add_event(ticket_id=ticket.id, kind="message_in", body=turn.text,
                       data={"message_id": turn.message_id, "bot_error": reason[:300]})
 

@@ -79,6 +79,13 @@ def open_ticket(*, street_id: int, source: str, subject: str, priority: str = "n
     return ticket
 
 
+def holds_message(*, ticket_id: int, message_id: int) -> bool:
+    """Whether the resident's message is on the ticket's timeline already."""
+    return db.session.scalar(select(TicketEvent.id).where(
+        TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "message_in",
+        TicketEvent.data["message_id"].as_integer() == message_id).limit(1)) is not None
+
+
 def add_event(*, ticket_id: int, kind: str, body: str = "", data: dict | None = None, staff_id: int | None = None,
               commit: bool = True) -> TicketEvent:
     """Append to a ticket's timeline."""

@@ -13,7 +13,7 @@ from urllib.request import Request, urlopen
 from sqlalchemy import insert, select
 
 from app.extensions import db
-from app.models import Message, OutboundMessage, Ticket
+from app.models import Message, OutboundMessage, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.services import conversations, delivery
 from tests.conftest import TEST_SETTINGS, free_port
@@ -143,3 +143,26 @@ def test_a_late_answer_queued_during_the_sweep_wins_and_no_ticket_is_left_open(a
     assert [row.body for row in db.session.scalars(select(OutboundMessage))] == ["请选择科室"]
     assert [m.text for m in db.session.scalars(select(Message).where(Message.direction == "out"))] == []
     assert inbound("我要挂号").late_answer_due_at is None
+
+
+def test_a_failed_late_turn_handed_over_twice_puts_the_message_on_one_ticket_once(app, committed, street, recorders):
+    conversation = ConversationFactory(channel="wechat", address="oLate0005")
+    db.session.flush()
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      external_id="45", text="我要挂号")
+    db.session.add(message)
+    db.session.commit()
+    turn = conversations.Turn(channel="wechat", resident_id=conversation.resident_id, conversation_id=conversation.id,
+                              message_id=message.id, bot_sender=conversation.bot_sender, address="oLate0005",
+                              text="我要挂号", kind="text")
+
+    # The bot failed after the budget. The job queuing that outcome ran, then ran again: a retry after the
+    # database failed it late, or a requeue from the failed registry.
+    for _ in range(2):
+        conversations.queue_late_reply(turn=turn, messages=None, failure="ReadTimeout: no answer within 10.0s")
+
+    db.session.expire_all()
+    assert len(db.session.scalars(select(Ticket)).all()) == 1
+    events = db.session.scalars(select(TicketEvent).where(TicketEvent.kind == "message_in")).all()
+    assert [(e.body, e.data["message_id"]) for e in events] == [("我要挂号", message.id)]
+    assert [row.body for row in db.session.scalars(select(OutboundMessage))] == [conversations.APOLOGY]
