@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Conversation, Message, Street, TicketEvent
+from app.models import Conversation, Message, Street, Ticket, TicketEvent
 from app.redis_client import get_redis
 from app.services import conversations, tickets, transports
 from integrations.rasa import ScriptedBot
@@ -68,3 +68,19 @@ def test_with_a_ticket_open_the_session_and_the_webhooks_connection_both_write(s
                                                                   TicketEvent.kind == "message_in")).all()
     assert events == ["我要找人"]
     assert _messages(sqlite_app)[-2:] == [("in", "我要找人", "9102"), ("out", conversations.HANDED_OVER, None)]
+
+
+def test_with_the_bot_down_the_resident_gets_the_apology_and_the_message_sits_on_a_ticket_once(sqlite_app, web):
+    transports.use(sqlite_app, bot=ScriptedBot(down=True))
+    body = post_plain(web, text_xml(OPENID, "我要挂号", 9201)).get_data(as_text=True)
+    assert conversations.APOLOGY in body
+    with sqlite_app.app_context():
+        message_id = db.session.scalar(select(Message.id).where(Message.external_id == "9201"))
+        ticket = db.session.scalar(select(Ticket))
+        # The same hand-over again (as a retried late answer would do it) adds nothing.
+        turn = conversations.Turn(channel="wechat", resident_id=ticket.resident_id,
+                                  conversation_id=ticket.conversation_id, message_id=message_id, bot_sender="",
+                                  address=OPENID, text="我要挂号", kind="text")
+        conversations.queue_late_reply(turn=turn, messages=None, failure="ConnectionError: down")
+        events = db.session.scalars(select(TicketEvent.data).where(TicketEvent.kind == "message_in")).all()
+    assert [event["message_id"] for event in events] == [message_id]
