@@ -308,8 +308,7 @@ def _hand_over_lost_answer(turn: Turn) -> bool:
     late answer queued after all, earlier or in this very moment by another process, wins the key, and then
     neither the apology nor a ticket for an answered message is kept.
     """
-    db.session.execute(_INSERT_MESSAGES, [dict(conversation_id=turn.conversation_id, channel=turn.channel,
-                                               direction="out", author="system", kind="text", text=APOLOGY)])
+    db.session.execute(_INSERT_MESSAGES, _transcript(turn, [APOLOGY], author="system"))
     apology = outbox.stage_message(conversation_id=turn.conversation_id, body=APOLOGY, dedup_key=_dedup_key(turn, 0))
     try:
         db.session.flush()  # on PostgreSQL, waits for a concurrent insert of the same key to end
@@ -378,8 +377,7 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
     """
     if not replies:
         return Outcome(classify=answer)
-    rows = [dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
-                 kind="text", text=text) for text in replies]
+    rows = _transcript(turn, replies, author=author)
     joined = "\n\n".join(replies)
     if passive and len(joined.encode()) <= PASSIVE_MAX_BYTES:
         if db.session.registry.has() and db.session().in_transaction():
@@ -399,6 +397,12 @@ def _deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passi
     outbox.dispatch(outbound_ids=[row.id for row in staged])
     # That commit waited for the disk, and the message's earlier commit is on disk with it.
     return Outcome(deferred=True, guard_state="outbox", needs_flush=False, classify=answer)
+
+
+def _transcript(turn: Turn, replies: list[str], *, author: str) -> list[dict]:
+    """The conversation's rows of the replies (the outbox rows are what gets sent)."""
+    return [dict(conversation_id=turn.conversation_id, channel=turn.channel, direction="out", author=author,
+                 kind="text", text=text) for text in replies]
 
 
 def _dedup_key(turn: Turn, n: int) -> str:
