@@ -82,7 +82,7 @@ def test_a_worker_killed_mid_call_request_leaves_no_duplicate_call_and_the_chain
     second_worker = None
     try:
         alert_id = press(base, uid, secret, "p-1").json()["alert"]["id"]
-        first = wait_for(lambda: call_requests(twilio_stub), what="the first call")[0]
+        first = wait_for(lambda: [c for c in call_requests(twilio_stub) if c["sid"]], what="the first call")[0]
         assert first["to"] == phones[0]
 
         # Twilio is slow to take the next call; the worker is killed while it waits for the answer.
@@ -98,7 +98,8 @@ def test_a_worker_killed_mid_call_request_leaves_no_duplicate_call_and_the_chain
         second_worker = _start_worker(help_app, twilio_stub)
         with help_app.app_context():
             assert enqueue("escalation", sweep_help_alerts, job_id="test-sweep-1")  # what the ticker does
-        third = wait_for(lambda: [c for c in call_requests(twilio_stub) if c["to"] == phones[2]],
+        # Answered, not only arrived: the stub records a request as it comes in, and its sid with the answer.
+        third = wait_for(lambda: [c for c in call_requests(twilio_stub) if c["to"] == phones[2] and c["sid"]],
                          what="the third call")[0]
         pressed = twilio_stub.post_signed(gather_url(third), {"CallSid": third["sid"], "Digits": "1"})
         assert "已确认由您前往" in pressed.text
