@@ -30,6 +30,18 @@ def inbound(text: str) -> Message:
     return db.session.scalar(select(Message).where(Message.direction == "in", Message.text == text))
 
 
+def stored_message(openid: str, external_id: str, *, overdue: bool = True) -> tuple[object, Message]:
+    """A WeChat conversation and the resident's flushed message 我要挂号, marked overdue for its late answer."""
+    conversation = ConversationFactory(channel="wechat", address=openid)
+    db.session.flush()
+    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
+                      external_id=external_id, text="我要挂号",
+                      late_answer_due_at=utcnow() - timedelta(seconds=1) if overdue else None)
+    db.session.add(message)
+    db.session.flush()
+    return conversation, message
+
+
 def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, slow_bot, street, recorders):
     response = web.post("/wechat?" + signed_wechat_query(), data=wechat_text("oLate0001", "我要挂号", 41),
                         content_type="text/xml")
@@ -95,11 +107,7 @@ def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, commit
 
 def test_an_answer_queued_before_the_sweep_is_not_followed_by_an_apology(app, committed, street, recorders):
     # The late answer's rows were queued but its mark was not cleared (the process died in between).
-    conversation = ConversationFactory(channel="wechat", address="oLate0003")
-    db.session.flush()
-    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
-                      external_id="43", text="我要挂号", late_answer_due_at=utcnow() - timedelta(seconds=1))
-    db.session.add(message)
+    conversation, message = stored_message("oLate0003", "43")
     db.session.flush()
     db.session.add(OutboundMessage(conversation_id=conversation.id, channel="wechat", to_address="oLate0003",
                                    body="请选择科室", dedup_key=f"turn:{message.id}:0"))
@@ -114,11 +122,7 @@ def test_an_answer_queued_before_the_sweep_is_not_followed_by_an_apology(app, co
 def test_a_late_answer_queued_during_the_sweep_wins_and_no_ticket_is_left_open(app, committed, street, recorders):
     # The sweeper and a late answer (say, requeued after a long database outage) reach the same message at
     # the same moment: the answer's transaction holds the first reply's key while the sweeper runs.
-    conversation = ConversationFactory(channel="wechat", address="oLate0004")
-    db.session.flush()
-    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
-                      external_id="44", text="我要挂号", late_answer_due_at=utcnow() - timedelta(seconds=1))
-    db.session.add(message)
+    conversation, message = stored_message("oLate0004", "44")
     db.session.commit()
     outbound = OutboundMessage.__table__
     swept = {}
@@ -146,11 +150,7 @@ def test_a_late_answer_queued_during_the_sweep_wins_and_no_ticket_is_left_open(a
 
 
 def test_a_failed_late_turn_handed_over_twice_puts_the_message_on_one_ticket_once(app, committed, street, recorders):
-    conversation = ConversationFactory(channel="wechat", address="oLate0005")
-    db.session.flush()
-    message = Message(conversation_id=conversation.id, channel="wechat", direction="in", author="resident",
-                      external_id="45", text="我要挂号")
-    db.session.add(message)
+    conversation, message = stored_message("oLate0005", "45", overdue=False)
     db.session.commit()
     turn = conversations.Turn(channel="wechat", resident_id=conversation.resident_id, conversation_id=conversation.id,
                               message_id=message.id, bot_sender=conversation.bot_sender, address="oLate0005",
