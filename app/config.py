@@ -47,6 +47,10 @@ class Settings:
     TWILIO_API_BASE: str = "https://api.twilio.com"
     # Seconds the WeChat webhook waits for the bot before answering "success" (WeChat gives up at 5).
     WECHAT_REPLY_BUDGET: float = 4.0
+    # Seconds the SMS webhook waits for the bot (its replies go by the outbox); a later answer is sent when it comes.
+    SMS_BOT_WAIT: float = 4.0
+    # After an answer misses its wait, webhooks of that process stop waiting for the bot for this long (bot_wait.py).
+    BOT_BEHIND_SECONDS: float = 30.0
     BOT_TIMEOUT: float = 10.0
     SIMULATOR_ENABLED: bool = False
     BOOKING_RELEASE_DAYS: int = 7

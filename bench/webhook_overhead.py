@@ -14,7 +14,9 @@ queueing for the two CPUs). Prints p50/p99 latency, messages/s and the ratios.
 Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20);
 for the experiments in docs/channels.md: BENCH_LOADS, a comma-separated choice of one, paced1000, paced100 and
 saturation (the four loads above, in that order; all by default), e.g. BENCH_LOADS=saturation,
-BENCH_WORKERS (4) and BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0").
+BENCH_WORKERS (4) and BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0"); BENCH_NGINX=1 puts
+nginx (apt package `nginx-light`) in front, configured by deploy/nginx.conf as in production, and drives the
+webhook and the floor through it.
 """
 from __future__ import annotations
 
@@ -164,6 +166,22 @@ def _errors(out: str) -> int:
     return (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
 
 
+def start_nginx(app_port: int, tmp: str) -> tuple[subprocess.Popen, int]:
+    """deploy/nginx.conf in front of the app: its server block, on a free loopback port, in a scratch prefix."""
+    port = free_port()
+    with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
+        site = f.read().replace("127.0.0.1:5000", f"127.0.0.1:{app_port}").replace("listen 127.0.0.1:8080",
+                                                                                   f"listen 127.0.0.1:{port}")
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"worker_processes 1;\ndaemon off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n"
+                f"events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n"
+                + "".join(f"  {kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
+                                                                            "uwsgi", "scgi"))
+                + site + "\n}\n")
+    return subprocess.Popen(["nginx", "-p", tmp, "-c", conf]), port
+
+
 def signed_query() -> str:
     from wechatpy.utils import WeChatSigner
 
@@ -195,11 +213,15 @@ def main() -> int:
                           *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", "")), "wsgi:app"],
                          cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
     ]
+    front_port = app_port
+    if os.environ.get("BENCH_NGINX"):
+        nginx, front_port = start_nginx(app_port, tempfile.mkdtemp(prefix="bench-nginx-"))
+        procs.append(nginx)
     try:
         wait_for(f"http://127.0.0.1:{rasa_port}/")
-        wait_for(f"http://127.0.0.1:{app_port}/healthz")
+        wait_for(f"http://127.0.0.1:{front_port}/healthz")
         rasa_url = f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook"
-        app_url = f"http://127.0.0.1:{app_port}/wechat?{signed_query()}"
+        app_url = f"http://127.0.0.1:{front_port}/wechat?{signed_query()}"
         wechat_lua = WECHAT_LUA.replace("%SENDERS%", str(SENDERS))
         # Warm-up: every sender writes once, so the measured messages come from known residents (a new
         # resident's first message also creates their records), and the pools and imports are warm.
@@ -213,7 +235,7 @@ def main() -> int:
         loads = [loads[name] for name in chosen]
         for label, connections, extra in loads:
             base = wrk(rasa_url, RASA_LUA + extra, connections, seconds)
-            floor = wrk(f"http://127.0.0.1:{app_port}/livez", LIVEZ_LUA + extra, connections, seconds)
+            floor = wrk(f"http://127.0.0.1:{front_port}/livez", LIVEZ_LUA + extra, connections, seconds)
             hook = wrk(app_url, wechat_lua + extra, connections, seconds)
             rows.append((label, base, floor, hook))
     finally:
@@ -222,7 +244,7 @@ def main() -> int:
         for proc in procs:
             proc.wait(timeout=30)
     print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads "
-          f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip())
+          f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip() + (", behind nginx" if os.environ.get("BENCH_NGINX") else ""))
     print(f"{'load':<30} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
     for label, base, floor, hook in rows:
         for name, r in (("stub bot alone", base), ("app floor (GET /livez)", floor), ("WeChat webhook", hook)):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
 from app.extensions import db
+from app.services import bot_wait
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -75,6 +76,8 @@ def _clean_redis(request):
         return
     application = request.getfixturevalue("app")
     application.extensions["linli_redis"].redis.flushdb()
+    # The app lives for the whole session: no test inherits the slow bot an earlier one made.
+    application.extensions.pop(bot_wait.STATE_KEY, None)
     yield
 
 

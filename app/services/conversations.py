@@ -30,7 +30,7 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import bot_insights, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
+from app.services import bot_insights, bot_wait, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,11 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
             budget: float | None = None) -> Outcome:
     """Take one inbound message; exactly one turn per (channel, external_id).
 
-    `budget`: seconds the caller can wait for a passive reply (WeChat); None: replies go via the outbox
-    and the bot is awaited up to its own timeout (SMS, whose webhook waits 15 s).
+    `budget`: seconds the caller can wait for a passive reply (WeChat); None: no passive reply, the replies go via
+    the outbox (SMS), and the bot is waited for up to SMS_BOT_WAIT. An answer later than that is sent when it comes.
     """
-    deadline = None if budget is None else time.monotonic() + budget
+    passive = budget is not None
+    deadline = time.monotonic() + (budget if passive else float(current_app.config.get("SMS_BOT_WAIT", 4.0)))
     guard = _Guard(channel, external_id)
     if guard.claim():
         taking_over = False
@@ -123,10 +124,9 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
         try:
             replies = _answer_without_bot(turn)
             if replies is not None:
-                outcome = _deliver(turn, replies, author="system", passive=deadline is not None, answer=False,
-                                   conn=conn)
+                outcome = _deliver(turn, replies, author="system", passive=passive, answer=False, conn=conn)
             else:
-                outcome = _bot_turn(turn, deadline=deadline, conn=conn)
+                outcome = _bot_turn(turn, deadline=deadline, passive=passive, conn=conn)
             if outcome.needs_flush:
                 # Before the guard says the turn is over: a retry must find the message.
                 _make_durable(turn, late=outcome.pending is not None)
@@ -233,19 +233,20 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
     return None
 
 
-def _bot_turn(turn: Turn, *, deadline: float | None, conn: Connection) -> Outcome:
+def _bot_turn(turn: Turn, *, deadline: float, passive: bool, conn: Connection) -> Outcome:
     timeout = float(current_app.config.get("BOT_TIMEOUT", 10.0))
     exchange = transports.get().bot.start(turn.bot_sender, turn.text, timeout)
-    if deadline is None:  # no passive reply (SMS): the bot may take its whole timeout
-        return _deliver(turn, *_replies_of(turn, *_answer_of(exchange.result)), author="bot", passive=False)
-    if not exchange.ready_within(deadline - time.monotonic()):
-        # Too late for a passive reply: answer "success" now, and let a bot thread wait for the answer and send it
-        # through the 客服 API.
+    wait = bot_wait.allowed(deadline - time.monotonic())
+    if not exchange.ready_within(wait):
+        if wait > 0:
+            bot_wait.missed()
+        # Too late for this request: answer now (WeChat: "success"), and let a bot thread wait for the answer and
+        # queue it in the outbox (WeChat: the 客服 API).
         return Outcome(deferred=True, pending=_executor().submit(exchange.result))
     # The answer is arriving: read here. One that stalls halfway is the bot failing, and must not hold the webhook
     # past the budget (WeChat gives up a second after it, hence the small floor).
     answer = _answer_of(lambda: exchange.result(within=max(0.1, deadline - time.monotonic())))
-    return _deliver(turn, *_replies_of(turn, *answer), author="bot", passive=True, conn=conn)
+    return _deliver(turn, *_replies_of(turn, *answer), author="bot", passive=passive, conn=conn)
 
 
 def _finish_late(app, turn: Turn, future: Future, guard: _Guard) -> None:
