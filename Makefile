@@ -73,6 +73,8 @@ test-bot: venv bot-model
 	$(TEST_ENV) $(VENV)/bin/pytest -q tests/bot
 
 bench: venv
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light)
 	@for script in bench/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
 
 clean:

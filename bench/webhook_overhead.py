@@ -11,12 +11,15 @@ THINK_MS between messages, about 1 s and about 0.1 s on average (20 residents ch
 times faster); and 20 senders back to back (saturation: the machine's throughput, where latency is
 queueing for the two CPUs). Prints p50/p99 latency, messages/s and the ratios.
 
+The app runs as in production: nginx (apt package `nginx-light`) with deploy/nginx.conf in front of gunicorn with
+deploy/gunicorn.conf.py (sync workers); BENCH_DIRECT=1 runs the Procfile's way instead, gunicorn's threaded
+workers with no proxy (`make run`), for comparison.
+
 Environment: DATABASE_URL (PostgreSQL; migrated here), TEST_REDIS_URL or REDIS_URL, BENCH_SECONDS (20);
 for the experiments in docs/channels.md: BENCH_LOADS, a comma-separated choice of one, paced1000, paced100 and
 saturation (the four loads above, in that order; all by default), e.g. BENCH_LOADS=saturation,
-BENCH_WORKERS (4) and BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0"); BENCH_NGINX=1 puts
-nginx (apt package `nginx-light`) in front, configured by deploy/nginx.conf as in production, and drives the
-webhook and the floor through it.
+BENCH_WORKERS (gunicorn's workers: deploy/gunicorn.conf.py's count, or 4 with BENCH_DIRECT) and
+BENCH_GUNICORN_ARGS (extra gunicorn options, e.g. "--keep-alive 0").
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, 
 # The paced loads: 20 residents writing about a message a second (faster than anyone types), then ten a second.
 THINK_MS = (1000, 100)
 WARMUP_SECONDS = 12  # long enough for every sender to have written once
-WORKERS, THREADS = int(os.environ.get("BENCH_WORKERS", "4")), 8
+DIRECT = bool(os.environ.get("BENCH_DIRECT"))
+WORKERS = os.environ.get("BENCH_WORKERS", "4" if DIRECT else "")  # empty: deploy/gunicorn.conf.py decides
 
 # Every message a new MsgId: wrk runs one Lua state per thread, so each thread gets its own number (an
 # unseeded math.random would give every thread the same "random" prefix, and the threads' messages would
@@ -166,6 +170,12 @@ def _errors(out: str) -> int:
     return (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
 
 
+def gunicorn_options() -> list[str]:
+    if DIRECT:
+        return ["-w", WORKERS, "-k", "gthread", "--threads", "8"]
+    return ["-c", os.path.join(ROOT, "deploy", "gunicorn.conf.py"), *(["-w", WORKERS] if WORKERS else [])]
+
+
 def start_nginx(app_port: int, tmp: str) -> tuple[subprocess.Popen, int]:
     """deploy/nginx.conf in front of the app: its server block, on a free loopback port, in a scratch prefix."""
     port = free_port()
@@ -195,8 +205,8 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-rasa":
         serve_rasa(int(sys.argv[2]))
         return 0
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    if shutil.which("wrk") is None or (not DIRECT and shutil.which("nginx") is None):
+        print("wrk and nginx are needed: apt-get install -y wrk nginx-light", file=sys.stderr)
         return 1
     seconds = int(os.environ.get("BENCH_SECONDS", "20"))
     env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test"),
@@ -208,13 +218,12 @@ def main() -> int:
                    capture_output=True)
     procs = [
         subprocess.Popen([sys.executable, __file__, "--serve-rasa", str(rasa_port)], cwd=ROOT),
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
-                          "-b", f"127.0.0.1:{app_port}", "--log-level", "warning",
-                          *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", "")), "wsgi:app"],
-                         cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_options(), "-b", f"127.0.0.1:{app_port}",
+                          "--log-level", "warning", *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", "")),
+                          "wsgi:app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL),
     ]
     front_port = app_port
-    if os.environ.get("BENCH_NGINX"):
+    if not DIRECT:
         nginx, front_port = start_nginx(app_port, tempfile.mkdtemp(prefix="bench-nginx-"))
         procs.append(nginx)
     try:
@@ -243,8 +252,10 @@ def main() -> int:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
-    print(f"webhook overhead, {seconds}s per measurement, wrk, gunicorn {WORKERS} workers x {THREADS} threads "
-          f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip() + (", behind nginx" if os.environ.get("BENCH_NGINX") else ""))
+    server = ("gunicorn threaded workers, no proxy (BENCH_DIRECT)" if DIRECT
+              else "nginx (deploy/nginx.conf) in front of gunicorn (deploy/gunicorn.conf.py)")
+    print(f"webhook overhead, {seconds}s per measurement, wrk, {server} {' '.join(gunicorn_options())} "
+          f"{os.environ.get('BENCH_GUNICORN_ARGS', '')}".rstrip())
     print(f"{'load':<30} | {'path':<22} | {'p50 ms':>7} | {'p99 ms':>7} | {'msgs/s':>8} | errors")
     for label, base, floor, hook in rows:
         for name, r in (("stub bot alone", base), ("app floor (GET /livez)", floor), ("WeChat webhook", hook)):

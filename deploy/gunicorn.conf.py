@@ -14,7 +14,8 @@ import os
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:5000")
 worker_class = "sync"
-# Three per core: measured best at 4-6 on 2 cores (8 and 10 lost to switching); spare ones cover bot waits.
-workers = int(os.environ.get("WEB_CONCURRENCY", 3 * multiprocessing.cpu_count()))
-timeout = 30  # a worker silent this long is restarted; above the longest wait (BOT_TIMEOUT, 10 s)
+# Three per core: measured best at 4-6 on 2 cores (8 and 10 lost to switching); spare ones cover bot waits. At
+# most 12 by default: each process keeps its own database connections (PostgreSQL allows 100 by default).
+workers = int(os.environ.get("WEB_CONCURRENCY", min(3 * multiprocessing.cpu_count(), 12)))
+timeout = 30  # a worker busy this long on one request is restarted: far above a webhook's wait for the bot (4 s)
 graceful_timeout = 30

@@ -10,6 +10,7 @@ import threading
 from datetime import timedelta
 from urllib.request import Request, urlopen
 
+import pytest
 from sqlalchemy import insert, select
 
 from app.extensions import db
@@ -55,13 +56,18 @@ def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, slow_bot, st
     assert not db.session.scalars(select(Ticket)).all()
 
 
-def _serve(app, rasa_url: str) -> tuple[subprocess.Popen, str]:
+# How gunicorn runs the app: the Procfile's threaded workers (make run), and production's sync workers.
+SERVERS = {"procfile": ["-w", "1", "-k", "gthread", "--threads", "4"],
+           "production": ["-c", os.path.join(ROOT, "deploy", "gunicorn.conf.py"), "-w", "1"]}
+
+
+def _serve(app, rasa_url: str, server: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
            "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "RASA_URL": rasa_url, "WECHAT_REPLY_BUDGET": "0.3"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4",
-                             "-b", f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *SERVERS[server], "-b", f"127.0.0.1:{port}",
+                             "wsgi:app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
 
@@ -75,10 +81,11 @@ def _serve(app, rasa_url: str) -> tuple[subprocess.Popen, str]:
     return proc, base
 
 
-def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, committed, street, rasa, recorders):
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, committed, street, rasa, recorders, server):
     wechat, _ = recorders
     rasa.delay = 30.0  # the answer would come long after the process is gone
-    proc, base = _serve(app, rasa.url)
+    proc, base = _serve(app, rasa.url, server)
     try:
         request = Request(base + "/wechat?" + signed_wechat_query(), data=wechat_text("oLate0002", "我要挂号", 42),
                           headers={"Content-Type": "text/xml"})
