@@ -30,7 +30,9 @@ from app.extensions import db, limiter
 from app.models import Conversation, Message, Resident
 from app.models.base import utcnow
 from app.redis_client import get_redis
-from app.services import bot_insights, bot_wait, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports
+from app.services import (
+    bot_insights, bot_wait, identities, inbound_db, inbound_sender, outbox, sms_text, tickets, transports,
+)
 
 log = logging.getLogger(__name__)
 
