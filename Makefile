@@ -20,7 +20,7 @@ RUN_ENV := DATABASE_URL=$${DATABASE_URL:-sqlite:///linli.db} REDIS_URL=$${REDIS_
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
 
-.PHONY: run test test-app test-bot venv bot-venv bot-model browser migrate seed clean bench
+.PHONY: run test test-app test-bot venv bot-venv bot-model browser nginx migrate seed clean bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
 	fi
 
+# nginx in front of the production gunicorn setup (deploy/), for tests/integration/test_production_setup.py.
+nginx:
+	@command -v nginx >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+
 migrate: venv
 	$(RUN_ENV) $(FLASK) db upgrade
 
@@ -61,7 +65,7 @@ run: venv bot-model
 	@echo ""
 	$(RUN_ENV) $(VENV)/bin/honcho start -f Procfile
 
-test: venv bot-venv browser
+test: venv bot-venv browser nginx
 	$(MAKE) test-app
 	$(MAKE) test-bot
 
@@ -72,9 +76,8 @@ test-bot: venv bot-model
 	bash bot/scripts/test_bot.sh
 	$(TEST_ENV) $(VENV)/bin/pytest -q tests/bot
 
-bench: venv
-	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light)
+bench: venv nginx
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@for script in bench/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
 
 clean:

@@ -38,6 +38,9 @@ import time
 from urllib.request import urlopen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tests.servers import start_nginx  # noqa: E402 (the same nginx setup as the production-setup tests)
+
 TOKEN = "bench-wechat-token"
 SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, none over the flood limit
 # The paced loads: 20 residents writing about a message a second (faster than anyone types), then ten a second.
@@ -176,22 +179,6 @@ def gunicorn_options() -> list[str]:
     return ["-c", os.path.join(ROOT, "deploy", "gunicorn.conf.py"), *(["-w", WORKERS] if WORKERS else [])]
 
 
-def start_nginx(app_port: int, tmp: str) -> tuple[subprocess.Popen, int]:
-    """deploy/nginx.conf in front of the app: its server block, on a free loopback port, in a scratch prefix."""
-    port = free_port()
-    with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
-        site = f.read().replace("127.0.0.1:5000", f"127.0.0.1:{app_port}").replace("listen 127.0.0.1:8080",
-                                                                                   f"listen 127.0.0.1:{port}")
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"worker_processes 1;\ndaemon off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n"
-                f"events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n"
-                + "".join(f"  {kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
-                                                                            "uwsgi", "scgi"))
-                + site + "\n}\n")
-    return subprocess.Popen(["nginx", "-p", tmp, "-c", conf]), port
-
-
 def signed_query() -> str:
     from wechatpy.utils import WeChatSigner
 
@@ -224,7 +211,7 @@ def main() -> int:
     ]
     front_port = app_port
     if not DIRECT:
-        nginx, front_port = start_nginx(app_port, tempfile.mkdtemp(prefix="bench-nginx-"))
+        nginx, front_port = start_nginx(app_port)
         procs.append(nginx)
     try:
         wait_for(f"http://127.0.0.1:{rasa_port}/")

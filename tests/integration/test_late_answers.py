@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from datetime import timedelta
 from urllib.request import Request, urlopen
@@ -17,12 +16,12 @@ from app.extensions import db
 from app.models import Message, OutboundMessage, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.services import conversations, delivery
-from tests.conftest import TEST_SETTINGS, free_port
+from tests.conftest import TEST_SETTINGS
 from tests.factories import ConversationFactory
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)
 from tests.reliability.support import a_session_waits_on_a_lock, signed_wechat_query, wait_until, wechat_text
+from tests.servers import GUNICORN_SETUPS, healthy, start_gunicorn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def inbound(text: str) -> Message:
@@ -56,36 +55,21 @@ def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, slow_bot, st
     assert not db.session.scalars(select(Ticket)).all()
 
 
-# How gunicorn runs the app: the Procfile's threaded workers (make run), and production's sync workers.
-SERVERS = {"procfile": ["-w", "1", "-k", "gthread", "--threads", "4"],
-           "production": ["-c", os.path.join(ROOT, "deploy", "gunicorn.conf.py"), "-w", "1"]}
-
-
-def _serve(app, rasa_url: str, server: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def _serve(app, rasa_url: str, setup: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
            "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "RASA_URL": rasa_url, "WECHAT_REPLY_BUDGET": "0.3"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *SERVERS[server], "-b", f"127.0.0.1:{port}",
-                             "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc, port = start_gunicorn(setup, env)
     base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return urlopen(base + "/healthz", timeout=1).status == 200
-        except OSError:
-            return False
-
-    wait_until(up, timeout=30, what="gunicorn serving the app")
+    wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
     return proc, base
 
 
-@pytest.mark.parametrize("server", sorted(SERVERS))
-def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, committed, street, rasa, recorders, server):
+@pytest.mark.parametrize("setup", sorted(GUNICORN_SETUPS))
+def test_a_late_answer_lost_with_its_process_is_handed_to_staff_once(app, committed, street, rasa, recorders, setup):
     wechat, _ = recorders
     rasa.delay = 30.0  # the answer would come long after the process is gone
-    proc, base = _serve(app, rasa.url, server)
+    proc, base = _serve(app, rasa.url, setup)
     try:
         request = Request(base + "/wechat?" + signed_wechat_query(), data=wechat_text("oLate0002", "我要挂号", 42),
                           headers={"Content-Type": "text/xml"})
