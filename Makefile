@@ -45,7 +45,8 @@ browser:
 
 # nginx in front of the production gunicorn setup (deploy/), for tests/integration/test_production_setup.py.
 nginx:
-	@command -v nginx >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+	@command -v nginx >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
 
 migrate: venv
 	$(RUN_ENV) $(FLASK) db upgrade
