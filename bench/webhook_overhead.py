@@ -30,7 +30,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from urllib.request import urlopen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tests.servers import start_nginx  # noqa: E402 (the same nginx setup as the production-setup tests)
+from tests.servers import free_port, start_nginx  # noqa: E402 (the same nginx setup as the production-setup tests)
 
 TOKEN = "bench-wechat-token"
 SENDERS = 2000  # distinct openids per run: a realistic mix of known residents, none over the flood limit
@@ -128,12 +127,6 @@ def serve_rasa(port: int) -> None:
         await server.serve_forever()
 
     asyncio.run(serve())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, seconds: float = 30) -> None:

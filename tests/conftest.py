@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 from flask_migrate import upgrade
@@ -12,6 +11,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from app import create_app
 from app.extensions import db
 from app.services import bot_wait
+from tests.servers import free_port  # noqa: F401 (imported from here by many tests)
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -25,13 +25,6 @@ TEST_SETTINGS = {
     "WECHAT_TOKEN": "test-wechat-token",
     "PUBLIC_BASE_URL": "http://linli.test",
 }
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (until the caller does)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_test_app(**overrides):

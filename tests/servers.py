@@ -16,6 +16,7 @@ GUNICORN_SETUPS = {"procfile": ["-k", "gthread", "--threads", "4"],
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on (until the caller does)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

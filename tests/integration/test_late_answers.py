@@ -23,7 +23,6 @@ from tests.reliability.support import a_session_waits_on_a_lock, signed_wechat_q
 from tests.servers import GUNICORN_SETUPS, healthy, start_gunicorn
 
 
-
 def inbound(text: str) -> Message:
     """The resident's message with this text, as the database has it now."""
     db.session.expire_all()
