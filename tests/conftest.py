@@ -27,6 +27,12 @@ TEST_SETTINGS = {
 }
 
 
+def server_env(app, **overrides) -> dict:
+    """The environment of a server process (gunicorn) running `app`'s settings, its database and Redis."""
+    return {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()}, "DATABASE_URL": app.config["DATABASE_URL"],
+            "REDIS_URL": app.config["REDIS_URL"], **overrides}
+
+
 def make_test_app(**overrides):
     app = create_app({**TEST_SETTINGS, **overrides})
     app.config.update(TESTING=True, WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=False)

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Message, OutboundMessage, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.services import conversations, delivery
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import server_env
 from tests.factories import ConversationFactory
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)
 from tests.reliability.support import a_session_waits_on_a_lock, signed_wechat_query, wait_until, wechat_text
@@ -55,10 +55,7 @@ def test_a_late_turn_is_marked_until_its_answer_is_queued(app, web, slow_bot, st
 
 
 def _serve(app, rasa_url: str, setup: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
-           "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
-           "RASA_URL": rasa_url, "WECHAT_REPLY_BUDGET": "0.3"}
-    proc, port = start_gunicorn(setup, env)
+    proc, port = start_gunicorn(setup, server_env(app, RASA_URL=rasa_url, WECHAT_REPLY_BUDGET="0.3"))
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
     return proc, base

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from app.extensions import db
 from app.models import OutboundMessage
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import server_env
 from tests.integration.test_wechat_support import rasa, street  # noqa: F401 (fixtures)
 from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
 from tests.servers import free_port, healthy, start_gunicorn, start_nginx
@@ -34,9 +34,7 @@ def front(app, committed, street, rasa):
         pytest.skip("nginx is not installed (apt-get install nginx-light; `make test` installs it)")
     nginx_port = free_port()
     base = f"http://127.0.0.1:{nginx_port}"
-    env = {**os.environ, **{k: str(v) for k, v in TEST_SETTINGS.items()},
-           "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"], "RASA_URL": rasa.url,
-           "PUBLIC_BASE_URL": base, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    env = server_env(app, RASA_URL=rasa.url, PUBLIC_BASE_URL=base, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
     web, app_port = start_gunicorn("production", env, workers=1)
     nginx, _ = start_nginx(app_port, nginx_port)
     try:
@@ -75,9 +73,8 @@ def test_clients_that_connect_and_send_nothing_do_not_hold_the_one_worker(front,
     host, port = front.removeprefix("http://").split(":")
     idle = [socket.create_connection((host, int(port))) for _ in range(3)]
     try:
-        for n, sock in enumerate(idle):  # a request begun and never finished, and connections left silent
-            if n == 0:
-                sock.sendall(b"POST /wechat HTTP/1.1\r\nHost: linli\r\nContent-Length: 100\r\n\r\n<xml>")
+        # One request begun and never finished; the other connections left silent.
+        idle[0].sendall(b"POST /wechat HTTP/1.1\r\nHost: linli\r\nContent-Length: 100\r\n\r\n<xml>")
         assert "收到：我要挂号" in post_wechat(front, "oProduction02", "我要挂号", 81002)
     finally:
         for sock in idle:
