@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 from urllib.parse import urlencode
+from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from app.extensions import db
-from app.models import OutboundMessage
+from app.models import Message, OutboundMessage
 from tests.conftest import server_env
 from tests.integration.test_wechat_support import rasa, street  # noqa: F401 (fixtures)
 from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
@@ -79,3 +80,20 @@ def test_clients_that_connect_and_send_nothing_do_not_hold_the_one_worker(front,
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_forged_webhooks_through_nginx_get_403_and_change_nothing(front, rasa):
+    forged_wechat = Request(front + "/wechat?" + signed_wechat_query(token="not-the-accounts-token"),
+                            data=wechat_text("oProduction03", "伪造", 81003), headers={"Content-Type": "text/xml"})
+    params = {"MessageSid": "SMforged01", "From": PHONE, "To": "+15005550006", "Body": "伪造"}
+    # Signed with the right token, but for the app's own address rather than the public one nginx serves.
+    forged_sms = Request(front + "/sms", data=urlencode(params).encode(), headers={
+        "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature("http://127.0.0.1:5000/sms", params),
+        "Content-Type": "application/x-www-form-urlencoded"})
+    for request in (forged_wechat, forged_sms):
+        with pytest.raises(HTTPError) as refused:
+            urlopen(request, timeout=10)
+        assert refused.value.code == 403
+    db.session.expire_all()
+    assert db.session.scalar(select(Message.id)) is None
+    assert rasa.turns == []
