@@ -7,11 +7,11 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.routing import IntegerConverter
 
 from app.api.openapi import register_spec_processor
-from app.config import Settings
-from app.errors import ERROR_SCHEMA, register_errorhandlers
-from app.extensions import csrf, db, limiter, login_manager, migrate
-from app.redis_client import init_redis
-from app.request_log import configure_logging, init_request_logging
+from app.core.config import Settings
+from app.core.errors import ERROR_SCHEMA, register_errorhandlers
+from app.core.extensions import csrf, db, limiter, login_manager, migrate
+from app.core.redis_client import init_redis
+from app.core.request_log import configure_logging, init_request_logging
 
 
 def create_app(config: Settings | dict | None = None) -> APIFlask:

@@ -11,7 +11,7 @@ def register(app: Flask) -> None:
     @click.option("--burst", is_flag=True, help="Stop when the queues are empty (tests).")
     def worker(queues: str, burst: bool):
         """Run an RQ worker with its scheduler (for enqueue_at / enqueue_in jobs)."""
-        from app.jobs.worker import build_worker
+        from app.core.worker import build_worker
 
         build_worker(app, tuple(q.strip() for q in queues.split(",") if q.strip())).work(
             with_scheduler=True, burst=burst
@@ -21,7 +21,7 @@ def register(app: Flask) -> None:
     @click.option("--interval", default=1.0, show_default=True)
     def ticker(interval: float):
         """Enqueue the periodic sweeps (outbox, help alerts, SLA, reminders) on time."""
-        from app.jobs.periodic import run_ticker
+        from app.core.tasks import run_ticker
 
         run_ticker(app, interval=interval)
 

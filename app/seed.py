@@ -8,14 +8,25 @@ import yaml
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.secrets_at_rest import encrypt, keyed_hash
 from app.models import (
-    CannedReply, ChannelIdentity, Community, Department, Doctor, HelpContact, HelpDevice, Hospital, Patient,
-    Resident, Schedule, Staff, Street,
+    CannedReply,
+    ChannelIdentity,
+    Community,
+    Department,
+    Doctor,
+    HelpContact,
+    HelpDevice,
+    Hospital,
+    Patient,
+    Resident,
+    Schedule,
+    Staff,
+    Street,
 )
-from app.services import knowledge, slots
-from app.services.id_numbers import check_char
-from app.services.secrets_at_rest import encrypt, keyed_hash
+from app.services import booking, knowledge
+from app.services.residents import check_char
 
 DEMO_STREET_CODE = "xingfu"
 DEPARTMENTS = {
@@ -48,7 +59,7 @@ def seed_demo(*, staff_password: str = "linli-staff", admin_password: str = "lin
     _seed_residents(sunny, peace)
     _seed_staff(street, staff_password, admin_password)
     db.session.commit()
-    slots.generate_slots(start=date.today(), days=14)
+    booking.generate_slots(start=date.today(), days=14)
     if os.path.exists(FAQ_FILE):
         with open(FAQ_FILE, encoding="utf-8") as fh:
             knowledge.upsert_articles(articles=yaml.safe_load(fh))

@@ -18,7 +18,8 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, time as clock, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,12 +28,12 @@ from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import delete, func, select  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.errors import DomainError  # noqa: E402
-from app.extensions import db  # noqa: E402
+from app.core.errors import DomainError  # noqa: E402
+from app.core.extensions import db  # noqa: E402
+from app.core.secrets_at_rest import encrypt, keyed_hash  # noqa: E402
 from app.models import Appointment, Department, Doctor, Hospital, Patient, Resident, Slot  # noqa: E402
 from app.seed import demo_id_number  # noqa: E402
 from app.services import booking  # noqa: E402
-from app.services.secrets_at_rest import encrypt, keyed_hash  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = date(2031, 3, 12)

@@ -53,10 +53,10 @@ def prepare(env: dict, residents: int) -> list[dict]:
     from sqlalchemy import text
 
     from app import create_app
-    from app.extensions import db
+    from app.core.extensions import db
+    from app.core.redis_client import get_redis
     from app.models import HelpContact
-    from app.redis_client import get_redis
-    from app.services import help_devices
+    from app.services import help as help_service
     from tests.factories import ResidentFactory
 
     app = create_app()
@@ -78,7 +78,7 @@ def prepare(env: dict, residents: int) -> list[dict]:
                             relation="staff", channels="voice"),
             ])
             db.session.commit()
-            device, secret = help_devices.register_device(device_uid=f"BENCH-{i:04d}", resident_id=elder.id)
+            device, secret = help_service.register_device(device_uid=f"BENCH-{i:04d}", resident_id=elder.id)
             people.append({"uid": device.device_uid, "secret": secret, "phone": phone})
     return people
 
@@ -92,7 +92,7 @@ def first_call_times(stub: TwilioStub) -> dict[str, float]:
 
 
 def press(base: str, person: dict, press_id: str) -> float:
-    from app.services.help_devices import sign
+    from app.services.help import sign
 
     ts = int(time.time())
     started = time.time()

@@ -208,7 +208,7 @@ def main() -> int:
 
     from sqlalchemy import delete, text
 
-    from app.extensions import db
+    from app.core.extensions import db
     from app.models import RollupWatermark
     from app.services import reports
     from app.services.reports import rollup

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
-from app.extensions import db
-from app.services import bot_wait
+from app.core.extensions import db
+from app.services.conversations import bot_wait
 from tests.servers import free_port  # noqa: F401 (imported from here by many tests)
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")

@@ -7,13 +7,26 @@ from zoneinfo import ZoneInfo
 import factory
 from werkzeug.security import generate_password_hash
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.secrets_at_rest import encrypt, keyed_hash
 from app.models import (
-    ChannelIdentity, Community, Conversation, Department, Doctor, FaqArticle, HelpContact, HelpDevice, Hospital,
-    Patient, Resident, Slot, Staff, Street, Ticket,
+    ChannelIdentity,
+    Community,
+    Conversation,
+    Department,
+    Doctor,
+    FaqArticle,
+    HelpContact,
+    HelpDevice,
+    Hospital,
+    Patient,
+    Resident,
+    Slot,
+    Staff,
+    Street,
+    Ticket,
 )
 from app.seed import demo_id_number
-from app.services.secrets_at_rest import encrypt, keyed_hash
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

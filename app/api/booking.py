@@ -1,21 +1,41 @@
-"""The resident and staff booking API: slots, appointments and family members of a resident.
+"""Deprecated: the service-token booking API (/api/booking), kept for callers written before /api/v1.
 
-Until the mobile API brings resident login, callers are trusted services holding the service token
-and name the resident in the path (see docs/booking.md).
+It predates the resident mobile API: callers are trusted services holding the service token and name the resident
+in the path (see docs/booking.md). Residents now book through /api/v1 with their own token, and the bot through
+/api/internal. Every answer carries `Deprecation` and a `Link` to the successor (RFC 9745, RFC 8288), and the
+OpenAPI document marks its operations deprecated; it goes once no caller is left.
 """
 from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from app.api.internal import require_service_token
+from app.api.internal.blueprint import require_service_token
 from app.api.schemas.booking import (
-    AppointmentEnvelope, AppointmentsOut, AppointmentsQuery, BookIn, DepartmentsOut, PatientEnvelope, PatientIn,
-    PatientPatch, PatientsOut, RescheduleIn, SlotListOut, SlotSearchQuery,
+    AppointmentEnvelope,
+    AppointmentsOut,
+    AppointmentsQuery,
+    BookIn,
+    DepartmentsOut,
+    PatientEnvelope,
+    PatientIn,
+    PatientPatch,
+    PatientsOut,
+    RescheduleIn,
+    SlotListOut,
+    SlotSearchQuery,
 )
-from app.services import booking, booking_attendance, booking_patients
+from app.services import booking
 
 bp = APIBlueprint("booking", __name__, url_prefix="/api/booking", tag="Booking")
 bp.before_request(require_service_token)
+SUCCESSOR = '</api/v1>; rel="successor-version"'
+
+
+@bp.after_request
+def _announce_deprecation(response):
+    response.headers["Deprecation"] = "true"
+    response.headers["Link"] = SUCCESSOR
+    return response
 
 RESIDENT = "/residents/<int:resident_id>"
 
@@ -72,21 +92,21 @@ def reschedule(resident_id: int, appointment_id: int, body):
 @bp.output(AppointmentEnvelope)
 @bp.doc(summary="Staff: the patient came", responses=[404, 409])
 def attended(appointment_id: int):
-    return {"appointment": booking_attendance.mark_attended(appointment_id=appointment_id)}
+    return {"appointment": booking.mark_attended(appointment_id=appointment_id)}
 
 
 @bp.post("/appointments/<int:appointment_id>/noshow")
 @bp.output(AppointmentEnvelope)
 @bp.doc(summary="Staff: the patient did not come (3 in 90 days suspend booking)", responses=[404, 409])
 def noshow(appointment_id: int):
-    return {"appointment": booking_attendance.mark_noshow(appointment_id=appointment_id)}
+    return {"appointment": booking.mark_noshow(appointment_id=appointment_id)}
 
 
 @bp.get(f"{RESIDENT}/patients")
 @bp.output(PatientsOut)
 @bp.doc(summary="The resident and the family members they book for")
 def list_patients(resident_id: int):
-    return {"patients": booking_patients.list_patients(resident_id=resident_id)}
+    return {"patients": booking.list_patients(resident_id=resident_id)}
 
 
 @bp.post(f"{RESIDENT}/patients")
@@ -95,7 +115,7 @@ def list_patients(resident_id: int):
 @bp.doc(summary="Register a family member (ID number checked, stored encrypted, shown masked)",
         responses=[404, 409, 422])
 def add_patient(resident_id: int, body):
-    return {"patient": booking_patients.add_patient(resident_id=resident_id, **body)}
+    return {"patient": booking.add_patient(resident_id=resident_id, **body)}
 
 
 @bp.patch(f"{RESIDENT}/patients/<int:patient_id>")
@@ -103,12 +123,12 @@ def add_patient(resident_id: int, body):
 @bp.output(PatientEnvelope)
 @bp.doc(summary="Edit a family member", responses=[404, 409, 422])
 def edit_patient(resident_id: int, patient_id: int, body):
-    return {"patient": booking_patients.update_patient(resident_id=resident_id, patient_id=patient_id, **body)}
+    return {"patient": booking.update_patient(resident_id=resident_id, patient_id=patient_id, **body)}
 
 
 @bp.delete(f"{RESIDENT}/patients/<int:patient_id>")
 @bp.output({}, status_code=204)
 @bp.doc(summary="Remove a family member (refused while they hold a booking)", responses=[404, 409])
 def remove_patient(resident_id: int, patient_id: int):
-    booking_patients.remove_patient(resident_id=resident_id, patient_id=patient_id)
+    booking.remove_patient(resident_id=resident_id, patient_id=patient_id)
     return ""

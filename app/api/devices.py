@@ -9,9 +9,9 @@ from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import current_app, request
 
-from app.errors import Unauthorized
+from app.core.errors import Unauthorized
 from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
-from app.services import help_devices
+from app.services import help as help_service
 
 bp = APIBlueprint("devices", __name__, url_prefix="/api", tag="Help devices")
 
@@ -49,7 +49,7 @@ def _bound_press_body():
                     "within 5 minutes of now. The same press_id again returns the same alert.",
         responses=[401, 403, 413, 422])
 def press(device_uid: str, body):
-    alert = help_devices.press_button(device_uid=device_uid[:64], press_id=body["press_id"],
+    alert = help_service.press_button(device_uid=device_uid[:64], press_id=body["press_id"],
                                       timestamp=body["timestamp"],
                                       signature=request.headers.get(SIGNATURE_HEADER, ""))
     return {"alert": alert}
@@ -86,7 +86,7 @@ class DeviceOut(Schema):
 @bp.output(DeviceOut, status_code=201)
 @bp.doc(summary="Register a help button for a resident", responses=[401, 404, 409])
 def register(body):
-    device, secret = help_devices.register_device(**body)
+    device, secret = help_service.register_device(**body)
     return {"device_uid": device.device_uid, "resident_id": device.resident_id, "secret": secret}
 
 
@@ -124,7 +124,7 @@ def _chain(resident_id: int, contacts) -> dict:
 @bp.output(ChainOut)
 @bp.doc(summary="A resident's help chain in order", responses=[401, 404])
 def get_chain(resident_id: int):
-    return _chain(resident_id, help_devices.contacts_of(resident_id=resident_id))
+    return _chain(resident_id, help_service.contacts_of(resident_id=resident_id))
 
 
 @bp.put("/residents/<int:resident_id>/help-contacts")
@@ -133,4 +133,4 @@ def get_chain(resident_id: int):
 @bp.output(ChainOut)
 @bp.doc(summary="Replace a resident's help chain (order = call order)", responses=[401, 404, 422])
 def put_chain(resident_id: int, body):
-    return _chain(resident_id, help_devices.replace_chain(resident_id=resident_id, contacts=body["contacts"]))
+    return _chain(resident_id, help_service.replace_chain(resident_id=resident_id, contacts=body["contacts"]))

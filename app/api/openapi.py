@@ -1,11 +1,13 @@
-"""What apiflask leaves out of /openapi.json about request bodies: when one is required, and the 400 for bad JSON."""
+"""What apiflask leaves out of /openapi.json: when a request body is required, the 400 for bad JSON, and which
+operations are deprecated."""
 from __future__ import annotations
 
 from apiflask import APIFlask
 
-from app.errors import ERROR_SCHEMA
+from app.core.errors import ERROR_SCHEMA
 
 HTTP_ERROR = "HTTPError"  # the component apiflask names after HTTP_ERROR_SCHEMA
+DEPRECATED_PREFIXES = ("/api/booking/",)  # app/api/booking.py: superseded by /api/v1 and /api/internal
 INVALID_JSON = {
     "description": "The request body is not valid JSON (error code `invalid_json`)",
     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{HTTP_ERROR}"}}},
@@ -16,8 +18,10 @@ def register_spec_processor(app: APIFlask) -> None:
     @app.spec_processor
     def _document_request_bodies(spec: dict) -> dict:
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for operations in spec.get("paths", {}).values():
+        for path, operations in spec.get("paths", {}).items():
             for operation in operations.values():
+                if isinstance(operation, dict) and path.startswith(DEPRECATED_PREFIXES):
+                    operation["deprecated"] = True
                 body = operation.get("requestBody") if isinstance(operation, dict) else None
                 if not body:
                     continue

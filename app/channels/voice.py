@@ -6,13 +6,12 @@ proxy, so the URL Twilio signed is the public one, not the one Flask sees).
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from app.errors import Forbidden
+from app.channels.twilio_signature import require_twilio_signature
+from app.core.config import setting
 from app.services import help as help_service
-from app.services import help_texts as texts
-from integrations.twilio import validate_twilio_request
 
 # Twilio-only webhooks answering TwiML: kept out of the OpenAPI document.
 bp = APIBlueprint("voice", __name__, url_prefix="/voice", enable_openapi=False)
@@ -20,14 +19,8 @@ ZH = {"language": "zh-CN"}
 GATHER_SECONDS = 8
 
 
-@bp.before_request
-def _require_twilio_signature():
-    public = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path
-    if request.query_string:
-        public += "?" + request.query_string.decode()
-    if not validate_twilio_request(current_app.config["TWILIO_AUTH_TOKEN"], public, request.form,
-                                   request.headers.get("X-Twilio-Signature")):
-        raise Forbidden("invalid Twilio signature", code="invalid_twilio_signature")
+# Every request must be signed by Twilio.
+bp.before_request(require_twilio_signature)
 
 
 def _twiml(response: VoiceResponse) -> Response:
@@ -38,15 +31,15 @@ def _ask(response: VoiceResponse, alert_id: int, attempt_id: int, intro: str) ->
     response.say(intro, **ZH)
     gather = response.gather(num_digits=1, timeout=GATHER_SECONDS, method="POST",
                              action=f"{_base()}/alerts/{alert_id}/steps/{attempt_id}/gather")
-    gather.say(texts.call_prompt(), **ZH)
-    gather.say(intro + texts.call_prompt(), **ZH)
+    gather.say(help_service.call_prompt(), **ZH)
+    gather.say(intro + help_service.call_prompt(), **ZH)
     # Reached only when no key was pressed: a person who heard nothing useful, or a voicemail.
-    response.say(texts.call_no_key(), **ZH)
+    response.say(help_service.call_no_key(), **ZH)
     response.hangup()
 
 
 def _base() -> str:
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + bp.url_prefix
+    return setting("PUBLIC_BASE_URL").rstrip("/") + bp.url_prefix
 
 
 @bp.post("/alerts/<int:alert_id>/steps/<int:attempt_id>/twiml")
@@ -56,7 +49,7 @@ def step_twiml(alert_id: int, attempt_id: int):
     if script.state == "ask":
         _ask(response, alert_id, attempt_id, script.intro)
     else:
-        response.say(texts.call_taken(), **ZH)
+        response.say(help_service.call_taken(), **ZH)
         response.hangup()
     return _twiml(response)
 
@@ -73,7 +66,7 @@ def step_gather(alert_id: int, attempt_id: int):
             return _twiml(response)
         outcome = "taken"
     spoken = {"accepted": lambda: help_service.accepted_script(alert_id=alert_id),
-              "taken": texts.call_taken, "passed": texts.call_passed}[outcome]()
+              "taken": help_service.call_taken, "passed": help_service.call_passed}[outcome]()
     response.say(spoken, **ZH)
     response.hangup()
     return _twiml(response)

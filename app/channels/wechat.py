@@ -2,32 +2,64 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, request
 
-from app.services import wechat_inbound
+from app.channels import wechat_envelope as envelope
+from app.core.config import setting
+from app.services import conversations
 
 # Vendor webhooks speak XML and form posts, not JSON: kept out of the OpenAPI document.
 bp = APIBlueprint("wechat", __name__, enable_openapi=False)
+
+ANSWERED_EVENTS = ("subscribe", "unsubscribe", "click")
 
 
 @bp.get("/wechat")
 def verify_url():
     try:
-        echo = wechat_inbound.verify_url(query=request.args.to_dict())
-    except wechat_inbound.RejectedRequest as exc:
+        echo = envelope.verify_url(query=request.args.to_dict())
+    except envelope.RejectedRequest as exc:
         return Response(exc.reason, status=exc.status, mimetype="text/plain")
     return Response(echo, mimetype="text/plain")
 
 
 @bp.post("/wechat")
 def receive():
-    if (request.content_length or 0) > wechat_inbound.MAX_BODY:
+    if (request.content_length or 0) > envelope.MAX_BODY:
         return Response("body too large", status=413, mimetype="text/plain")
-    body = request.stream.read(wechat_inbound.MAX_BODY + 1)  # chunked bodies are capped too
+    body = request.stream.read(envelope.MAX_BODY + 1)  # chunked bodies are capped too
     try:
-        answer = wechat_inbound.answer(query=request.args.to_dict(), body=body,
-                                       budget=float(current_app.config.get("WECHAT_REPLY_BUDGET", 4.0)))
-    except wechat_inbound.RejectedRequest as exc:
+        answer = _answer(query=request.args.to_dict(), body=body, budget=setting("WECHAT_REPLY_BUDGET"))
+    except envelope.RejectedRequest as exc:
         return Response(exc.reason, status=exc.status, mimetype="text/plain")
-    mimetype = "text/plain" if answer == wechat_inbound.SUCCESS else "application/xml"
+    mimetype = "text/plain" if answer == envelope.SUCCESS else "application/xml"
     return Response(answer, mimetype=mimetype)
+
+
+def _answer(*, query: dict, body: bytes, budget: float) -> str:
+    """The HTTP answer to one webhook POST: a passive reply, or "success" when the reply goes by 客服 API."""
+    fields = envelope.open_envelope(query=query, body=body)
+    text = _receive(fields, budget=budget)
+    return envelope.passive_reply(fields, text) if text else envelope.SUCCESS
+
+
+def _receive(fields: dict[str, str], *, budget: float) -> str | None:
+    """Hand one message or event to the conversations domain; the passive reply, if any."""
+    openid = fields["FromUserName"]
+    msg_type = fields["MsgType"].lower()
+    if msg_type == "event":
+        event = fields.get("Event", "").lower()
+        if event not in ANSWERED_EVENTS:
+            return None  # VIEW, LOCATION reports, template receipts: nothing to say, nothing to keep
+        # Events carry no MsgId; WeChat's retries of one event repeat FromUserName + CreateTime.
+        outcome = conversations.receive(
+            channel="wechat", external_id=f"ev:{openid}:{fields['CreateTime']}", address=openid,
+            kind="event", text=f"{event}:{fields.get('EventKey', '')}", budget=budget,
+        )
+    else:
+        kind = msg_type if msg_type in ("text", "voice") else "unsupported"
+        text = fields.get("Content", "") if kind == "text" else fields.get("Recognition", "")
+        external_id = fields.get("MsgId") or f"msg:{openid}:{fields['CreateTime']}"
+        outcome = conversations.receive(channel="wechat", external_id=external_id[:80], address=openid,
+                                        kind=kind, text=text.strip(), budget=budget)
+    return outcome.passive_text

@@ -9,11 +9,12 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from app.console import bp
-from app.errors import DomainError, error_body
-from app.extensions import login_manager
+from app.console.blueprint import bp
+from app.core.config import setting
+from app.core.errors import DomainError, error_body
+from app.core.extensions import login_manager
 from app.models.base import utcnow
-from app.services import staff_auth
+from app.services import staff
 
 PUBLIC_ENDPOINTS = {"console.login"}
 
@@ -21,7 +22,7 @@ login_manager.login_view = "console.login"
 # "basic" keeps a tablet logged in when it moves between networks; the cookie itself is HttpOnly,
 # SameSite=Lax and Secure in production (see app/config.py).
 login_manager.session_protection = "basic"
-login_manager.user_loader(staff_auth.load_staff)
+login_manager.user_loader(staff.load_staff)
 
 
 def wants_json() -> bool:
@@ -123,7 +124,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def sh_time(value, fmt: str = "%m-%d %H:%M") -> str:
     if value is None:
         return "—"
-    tz = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
+    tz = ZoneInfo(setting("TIMEZONE"))
     return value.astimezone(tz).strftime(fmt)
 
 

@@ -8,10 +8,10 @@ from datetime import date
 
 from flask import flash, redirect, render_template, request, url_for
 
-from app.console import bp
-from app.errors import InvalidTransition, ValidationFailed
-from app.services import booking_attendance
-from app.services.booking_schedule_view import day_schedule
+from app.console.blueprint import bp
+from app.core.errors import InvalidTransition, ValidationFailed
+from app.services import booking
+from app.services.booking import day_schedule
 
 STATUS_LABELS = {"booked": "待就诊", "fulfilled": "已就诊", "noshow": "爽约", "cancelled": "已取消"}
 # The services speak English to API clients; the desk reads Chinese.
@@ -31,12 +31,12 @@ def appointments_page():
 
 @bp.post("/appointments/<int:appointment_id>/attended")
 def appointment_attended(appointment_id: int):
-    return _mark("attended", booking_attendance.mark_attended, appointment_id)
+    return _mark("attended", booking.mark_attended, appointment_id)
 
 
 @bp.post("/appointments/<int:appointment_id>/noshow")
 def appointment_noshow(appointment_id: int):
-    return _mark("noshow", booking_attendance.mark_noshow, appointment_id)
+    return _mark("noshow", booking.mark_noshow, appointment_id)
 
 
 def _mark(action: str, service, appointment_id: int):

@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.console import bp
 from app.console.access import as_bool, safe_next
-from app.errors import DomainError
-from app.extensions import limiter
-from app.services import staff_auth
+from app.console.blueprint import bp
+from app.core.errors import DomainError
+from app.core.extensions import limiter
+from app.services import staff
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -20,12 +20,12 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "")
     try:
-        staff = staff_auth.authenticate(username=username, password=request.form.get("password", ""))
+        member = staff.authenticate(username=username, password=request.form.get("password", ""))
     except DomainError as exc:
         return render_template("console/login.html", error=exc.message, username=username,
                                next=request.form.get("next", "")), exc.status
     _fresh_session()  # nothing planted before sign-in survives it
-    login_user(staff)
+    login_user(member)
     return redirect(safe_next(request.form.get("next")))
 
 
@@ -49,6 +49,7 @@ def home():
 
 @bp.post("/duty")
 def toggle_duty():
-    staff = staff_auth.set_on_duty(actor=current_user, staff_id=current_user.id, on_duty=as_bool(request.form.get("on_duty")))
-    flash("已开始值班，将轮流分派工单给您" if staff.on_duty else "已下班，不再分派新工单", "info")
+    member = staff.set_on_duty(actor=current_user, staff_id=current_user.id,
+                               on_duty=as_bool(request.form.get("on_duty")))
+    flash("已开始值班，将轮流分派工单给您" if member.on_duty else "已下班，不再分派新工单", "info")
     return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("console.queue_page"))

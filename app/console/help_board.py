@@ -4,10 +4,9 @@ from __future__ import annotations
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.services import help as help_service
-from app.services import help_listing
-from app.services.help_texts import OUTCOMES
+from app.services.help import OUTCOMES
 
 
 def _back():
@@ -17,7 +16,7 @@ def _back():
 @bp.get("/help")
 @login_required
 def help_board_page():
-    return render_template("console/help_board.html", alerts=help_listing.open_alerts(street_id=current_user.street_id),
+    return render_template("console/help_board.html", alerts=help_service.open_alerts(street_id=current_user.street_id),
                            outcomes=OUTCOMES)
 
 
@@ -25,14 +24,14 @@ def help_board_page():
 @login_required
 def help_board_rows():
     """The alert cards alone, fetched every few seconds by the board's script."""
-    return render_template("console/help_alerts.html", alerts=help_listing.open_alerts(street_id=current_user.street_id),
+    return render_template("console/help_alerts.html", alerts=help_service.open_alerts(street_id=current_user.street_id),
                            outcomes=OUTCOMES)
 
 
 @bp.get("/help/alerts.json")
 @login_required
 def help_board_json():
-    alerts = help_listing.open_alerts(street_id=current_user.street_id)
+    alerts = help_service.open_alerts(street_id=current_user.street_id)
     return jsonify({"alerts": alerts, "alarm": any(a["alarm"] for a in alerts)})
 
 

@@ -1,17 +1,17 @@
 """Help chains in the console: the street's elderly residents, and one page per resident to edit who is called,
-in which order, through which channels. Saving goes through `help_devices.replace_chain` (the rules live there)."""
+in which order, through which channels. Saving goes through `help_service.replace_chain` (the rules live there)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.console import bp
-from app.errors import ValidationFailed
-from app.extensions import db
+from app.console.blueprint import bp
+from app.core.errors import ValidationFailed
+from app.core.extensions import db
 from app.models import Community, HelpContact, HelpDevice, Resident
 from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
-from app.services import help_devices
+from app.services import help as help_service
 
 RELATION_LABELS = {"family": "家属", "neighbour": "邻居", "grid_worker": "网格员", "staff": "街道工作人员"}
 CHANNEL_LABELS = {"voice": "电话", "sms": "短信", "wechat": "微信"}
@@ -71,7 +71,7 @@ def help_residents_page():
 @bp.get("/help/residents/<int:resident_id>")
 def help_chain_page(resident_id: int):
     resident = _resident_of_street(resident_id)
-    rows = [_row_of(contact) for contact in help_devices.contacts_of(resident_id=resident.id)]
+    rows = [_row_of(contact) for contact in help_service.contacts_of(resident_id=resident.id)]
     return _render_chain(resident, rows)
 
 
@@ -81,7 +81,7 @@ def help_chain_save(resident_id: int):
     rows = _rows_from_form()
     try:
         contacts = _contacts_of_rows(rows)
-        help_devices.replace_chain(resident_id=resident.id, contacts=contacts)
+        help_service.replace_chain(resident_id=resident.id, contacts=contacts)
     except ValidationFailed as exc:
         return _render_chain(resident, rows, errors=_chinese(exc)), 422
     flash("联系链已保存", "info")
@@ -97,7 +97,7 @@ def _render_chain(resident: Resident, rows: list[dict], errors: list[str] | None
                            devices=_devices_by_resident([resident.id]).get(resident.id, []), errors=errors or [],
                            relations=CONTACT_RELATIONS, relation_labels=RELATION_LABELS,
                            channels=ATTEMPT_CHANNELS, channel_labels=CHANNEL_LABELS,
-                           max_chain=help_devices.MAX_CHAIN)
+                           max_chain=help_service.MAX_CHAIN)
 
 
 def _row_of(contact: HelpContact) -> dict:
@@ -117,7 +117,7 @@ def _rows_from_form() -> list[dict]:
     form = request.form
     count = int(form["rows"]) if form.get("rows", "").isdigit() else 0
     rows = []
-    for index in range(min(count, help_devices.MAX_CHAIN + BLANK_ROWS)):
+    for index in range(min(count, help_service.MAX_CHAIN + BLANK_ROWS)):
         prefix = f"c{index}-"
         rows.append({
             "id": form.get(prefix + "id", "").strip(), "position": form.get(prefix + "position", "").strip(),
@@ -159,7 +159,7 @@ def _chinese(exc: ValidationFailed) -> list[str]:
     if exc.code == "invalid_contact":
         return [FIELD_PROBLEMS.get(field, f"{field}：{problem}") for field, problem in exc.details.items()]
     if exc.code == "invalid_chain":
-        return [f"联系链需要 1 到 {help_devices.MAX_CHAIN} 位联系人"]
+        return [f"联系链需要 1 到 {help_service.MAX_CHAIN} 位联系人"]
     if exc.code == "unknown_contact":
         return ["联系人已被他人修改，请刷新页面后重试"]
     if exc.code == "not_a_number":

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.console import bp
-from app.errors import ValidationFailed
+from app.console.blueprint import bp
+from app.core.errors import ValidationFailed
 from app.services import knowledge
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from flask_login import current_user
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.models.tickets import TICKET_PRIORITIES
 from app.services import tickets
 

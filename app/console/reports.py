@@ -8,9 +8,9 @@ from datetime import date
 from flask import Response, jsonify, render_template, request, url_for
 from flask_login import current_user
 
-from app.console import bp
 from app.console.access import admin_required
-from app.errors import ValidationFailed
+from app.console.blueprint import bp
+from app.core.errors import ValidationFailed
 from app.services import reports
 
 REPORT_NAMES = tuple(reports.TITLES)

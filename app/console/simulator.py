@@ -1,18 +1,19 @@
 """The resident simulator: a phone-like chat that talks to the real WeChat webhook (when enabled)."""
 from __future__ import annotations
 
-from flask import abort, current_app, jsonify, render_template, request
+from flask import abort, jsonify, render_template, request
 from flask_login import current_user
 
-from app.console import bp
 from app.console import wechat_sim
+from app.console.blueprint import bp
+from app.core.config import setting
 
 
 @bp.before_request
 def _simulator_enabled():
     # Off unless configured: in production nobody may post as a resident.
     if request.endpoint and request.endpoint.startswith("console.simulator") \
-            and not current_app.config.get("SIMULATOR_ENABLED"):
+            and not setting("SIMULATOR_ENABLED"):
         abort(404)
 
 

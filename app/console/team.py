@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.console import bp
 from app.console.access import admin_required, as_bool
-from app.services import staff_auth, tickets
+from app.console.blueprint import bp
+from app.services import staff, tickets
 
 
 @bp.get("/team")
@@ -22,5 +22,5 @@ def team_page():
 @bp.post("/team/<int:staff_id>/duty")
 @admin_required
 def team_duty(staff_id: int):
-    staff_auth.set_on_duty(actor=current_user, staff_id=staff_id, on_duty=as_bool(request.form.get("on_duty")))
+    staff.set_on_duty(actor=current_user, staff_id=staff_id, on_duty=as_bool(request.form.get("on_duty")))
     return redirect(url_for("console.team_page"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.console.queue import PRIORITY_LABELS
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
 from app.models.tickets import TICKET_PRIORITIES
 from app.services import tickets
 

@@ -15,8 +15,8 @@ from sqlalchemy import or_, select
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from app.errors import NotFound, ValidationFailed
-from app.extensions import db
+from app.core.errors import NotFound, ValidationFailed
+from app.core.extensions import db
 from app.models import ChannelIdentity, Community, Conversation, OutboundMessage, Resident
 
 OPENID = re.compile(r"^[A-Za-z0-9_-]{6,40}$")

@@ -1,10 +1,2 @@
-"""Housekeeping: expired records that only take space."""
-from __future__ import annotations
-
-from app.jobs.periodic import every
-from app.services import idempotency
-
-
-@every(3600)
-def purge_expired_idempotency_keys() -> int:
-    return idempotency.purge_expired()
+"""Old path of housekeeping's jobs, kept for one release so that jobs queued in Redis before the upgrade still run."""
+from app.services.housekeeping.jobs import purge_expired_idempotency_keys  # noqa: F401

@@ -1,20 +1,2 @@
-"""Ticket sweeps the ticker runs: SLA breaches, round-robin offers, closing old resolved tickets."""
-from __future__ import annotations
-
-from app.jobs.periodic import every
-from app.services import sla, tickets
-
-
-@every(60)
-def flag_sla_breaches() -> int:
-    return len(sla.check_breaches())
-
-
-@every(60)
-def offer_unassigned_tickets() -> int:
-    return len(tickets.offer_unassigned())
-
-
-@every(600)
-def close_resolved_tickets() -> int:
-    return tickets.close_resolved()
+"""Old path of tickets's jobs, kept for one release so that jobs queued in Redis before the upgrade still run."""
+from app.services.tickets.jobs import close_resolved_tickets, flag_sla_breaches, offer_unassigned_tickets  # noqa: F401

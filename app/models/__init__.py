@@ -3,7 +3,15 @@ from app.models.booking import Appointment, Department, Doctor, Hospital, Patien
 from app.models.conversations import Conversation, Message, OutboundMessage
 from app.models.help import EscalationStep, HelpAlert, HelpContact, HelpDevice, HelpPress
 from app.models.knowledge import FaqArticle
-from app.models.mobile import HelpDelegate, IdempotencyRecord, RefreshToken, RequestPhoto, ResidentRequest, ResidentSession, SignInCode  # noqa: E501
+from app.models.mobile import (
+    HelpDelegate,
+    IdempotencyRecord,
+    RefreshToken,
+    RequestPhoto,
+    ResidentRequest,
+    ResidentSession,
+    SignInCode,
+)
 from app.models.reports import ConversationDay, RollupWatermark
 from app.models.residents import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
 from app.models.tickets import CannedReply, Staff, Ticket, TicketEvent

@@ -4,11 +4,20 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Time, UniqueConstraint, text,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Time,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models.base import UTCDateTime, enum_check, utcnow
 
 DOCTOR_TITLES = ("普通", "专家")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from app.extensions import db
-from app.redis_client import get_redis
-from app.services import transports
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_redis
 
 
 def check_database() -> None:

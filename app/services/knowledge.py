@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from app.errors import NotFound
-from app.extensions import db
+from app.core.errors import NotFound
+from app.core.extensions import db
 from app.models import FaqArticle
 
 

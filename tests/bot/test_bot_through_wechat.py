@@ -3,18 +3,25 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, time as clock, timedelta, timezone
+from datetime import datetime, timedelta
+from datetime import time as clock
 from itertools import count
 from zoneinfo import ZoneInfo
 
 import requests
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, FaqArticle, HelpAlert, Message, Ticket, TicketEvent
 from tests.factories import (
-    ChannelIdentityFactory, CommunityFactory, DepartmentFactory, DoctorFactory, HelpContactFactory, PatientFactory,
-    ResidentFactory, SlotFactory,
+    ChannelIdentityFactory,
+    CommunityFactory,
+    DepartmentFactory,
+    DoctorFactory,
+    HelpContactFactory,
+    PatientFactory,
+    ResidentFactory,
+    SlotFactory,
 )
 from tests.integration.test_wechat_support import plain_query, text_xml
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
-from app.jobs.outbox import deliver_outbound
+from app.core.extensions import db
 from app.models import Conversation, OutboundMessage, Ticket
 from app.seed import seed_demo
-from app.services import tickets
+from app.services.delivery.jobs import deliver_outbound
+from app.services.tickets import lifecycle as tickets
 from tests.conftest import make_test_app, truncate_all
 from tests.e2e.conftest import ARTIFACTS, served
 from tests.stubs.fixtures import wechat_stub  # noqa: F401  (fixture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.extensions import db
+from app.core.extensions import db
 from tests.conftest import make_test_app, truncate_all
 from tests.e2e.conftest import ARTIFACTS, served
 from tests.integration.test_reports_support import build

@@ -6,9 +6,9 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from app.extensions import db
-from app.services.booking_calendar import SHANGHAI
+from app.core.extensions import db
 from app.seed import demo_id_number
+from app.services.booking.calendar import SHANGHAI
 from tests.factories import ConversationFactory, DepartmentFactory, PatientFactory, ResidentFactory, SlotFactory
 
 AUTH = {"Authorization": "Bearer test-bot-token"}

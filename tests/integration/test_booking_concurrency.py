@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from app.errors import DomainError
-from app.extensions import db
+from app.core.errors import DomainError
+from app.core.extensions import db
 from app.models import Appointment
-from app.services import booking
+from app.services.booking import appointments as booking
 from tests.factories import PatientFactory, ResidentFactory
 from tests.integration.test_booking_support import NOW, assert_slot_consistent, clinic
 

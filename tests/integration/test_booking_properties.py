@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.errors import DomainError
-from app.extensions import db
+from app.core.errors import DomainError
+from app.core.extensions import db
 from app.models import Appointment
-from app.services import booking
+from app.services.booking import appointments as booking
 from tests.factories import DepartmentFactory, PatientFactory, ResidentFactory, SlotFactory
 from tests.integration.test_booking_support import DAY, NOW, assert_slot_consistent
 

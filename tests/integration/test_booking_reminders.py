@@ -6,9 +6,11 @@ from datetime import time, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, OutboundMessage
-from app.services import booking, booking_reminders, outbox
+from app.services.booking import appointments as booking
+from app.services.booking import reminders as booking_reminders
+from app.services import outbox
 from tests.factories import ChannelIdentityFactory, PatientFactory, ResidentFactory, local_dt
 from tests.integration.test_booking_support import DAY, NOW, clinic, resident_with_patient
 
@@ -115,8 +117,8 @@ def test_a_resident_with_no_channel_is_marked_and_not_retried(session):
 
 
 def test_the_sweeper_job_is_registered_with_the_ticker():
-    from app.jobs import booking as booking_jobs
-    from app.jobs.periodic import PERIODIC_TASKS
+    from app.core import tasks
+    from app.services.booking import jobs as booking_jobs
 
-    assert any(t.func_path == f"{booking_jobs.__name__}:sweep_booking_reminders" and t.every_seconds == 60
-               for t in PERIODIC_TASKS)
+    assert any(t.path == f"{booking_jobs.__name__}.sweep_booking_reminders" and t.every_seconds == 60
+               for t in tasks.periodic())

@@ -5,12 +5,18 @@ from datetime import time, timedelta
 
 import pytest
 
-from app.errors import DomainError
-from app.extensions import db
-from app.services import booking, booking_attendance
+from app.core.errors import DomainError
+from app.core.extensions import db
+from app.services.booking import appointments as booking
+from app.services.booking import attendance as booking_attendance
 from tests.factories import DepartmentFactory, PatientFactory, SlotFactory, local_dt
 from tests.integration.test_booking_support import (
-    DAY, NOW, active_count, assert_slot_consistent, clinic, resident_with_patient,
+    DAY,
+    NOW,
+    active_count,
+    assert_slot_consistent,
+    clinic,
+    resident_with_patient,
 )
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment
 from tests.conftest import sqlite_app_for, truncate_all
 from tests.integration.test_booking_concurrency import _book, _race, _residents

@@ -9,10 +9,16 @@ from datetime import date, time, timedelta
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, Slot
 from tests.factories import (
-    ConversationFactory, DepartmentFactory, DoctorFactory, PatientFactory, ResidentFactory, SlotFactory, local_dt,
+    ConversationFactory,
+    DepartmentFactory,
+    DoctorFactory,
+    PatientFactory,
+    ResidentFactory,
+    SlotFactory,
+    local_dt,
 )
 
 DAY = date(2031, 3, 12)

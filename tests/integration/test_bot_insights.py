@@ -1,9 +1,10 @@
 """The intent of each resident message is recorded after the turn, for the reports."""
 from __future__ import annotations
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
 from app.models import Message
-from app.services import bot_insights, transports
+from app.services.reports import intents as bot_insights
 from integrations.rasa import ScriptedBot
 from tests.factories import ConversationFactory
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.models import Appointment
 from app.models.base import utcnow
-from app.services.booking_calendar import local_day
+from app.services.booking.calendar import local_day
 from tests.factories import DepartmentFactory, DoctorFactory, PatientFactory, SlotFactory, StaffFactory
 from tests.integration.test_console_auth import csrf_from, login
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.services import tickets
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory, StreetFactory
 
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import ChannelIdentity, Conversation, FaqArticle, OutboundMessage
-from app.services import tickets
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory
 from tests.integration.test_console_auth import csrf_from, login
 

@@ -8,7 +8,12 @@ from sqlalchemy import select
 
 from app.models import HelpContact
 from tests.factories import (
-    CommunityFactory, HelpContactFactory, HelpDeviceFactory, ResidentFactory, StaffFactory, StreetFactory,
+    CommunityFactory,
+    HelpContactFactory,
+    HelpDeviceFactory,
+    ResidentFactory,
+    StaffFactory,
+    StreetFactory,
 )
 from tests.integration.test_console_auth import csrf_from, login
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, ChannelIdentity, OutboundMessage, Slot
 from tests.factories import ChannelIdentityFactory, PatientFactory, ResidentFactory, SlotFactory
 

@@ -6,9 +6,9 @@ import re
 import requests
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpAlert, Ticket
-from app.services import help as help_service
+from app.services.help import alerts as help_service
 from tests.factories import ConversationFactory, StaffFactory
 from tests.integration.test_help_support import call_requests, drain, served, twilio_stub  # noqa: F401
 from tests.unit.test_help_support import help_db, make_chain  # noqa: F401

@@ -6,12 +6,18 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, OutboundMessage, TicketEvent
-from app.services import help as help_service
+from app.services.help import alerts as help_service
 from tests.factories import ChannelIdentityFactory
 from tests.integration.test_help_support import (  # noqa: F401
-    call_requests, drain, gather_url, help_db, press, served, twilio_stub,
+    call_requests,
+    drain,
+    gather_url,
+    help_db,
+    press,
+    served,
+    twilio_stub,
 )
 from tests.unit.test_help_support import make_chain, make_device
 

@@ -6,9 +6,9 @@ import time
 import requests
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpAlert, HelpPress
-from app.services import help_devices
+from app.services.help import devices as help_devices
 from tests.integration.test_help_support import call_requests, drain, press, served, twilio_stub  # noqa: F401
 from tests.unit.test_help_support import help_db, make_chain, make_device  # noqa: F401
 

@@ -10,16 +10,23 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.extensions import db
-from app.jobs import enqueue
-from app.jobs.help import sweep_help_alerts
+from app.core import tasks
+from app.core.extensions import db
+from app.core.redis_client import get_redis
 from app.models import EscalationStep, HelpAlert
 from app.models.base import utcnow
-from app.redis_client import get_redis
-from app.services import help_escalation
+from app.services.help import escalation as help_escalation
 from tests.conftest import TEST_SETTINGS
 from tests.integration.test_help_support import (  # noqa: F401
-    CALLS_PATH, call_requests, drain, gather_url, press, served, twilio_settings, twilio_stub, wait_for,
+    CALLS_PATH,
+    call_requests,
+    drain,
+    gather_url,
+    press,
+    served,
+    twilio_settings,
+    twilio_stub,
+    wait_for,
 )
 from tests.unit.test_help_support import help_db, make_chain, make_device  # noqa: F401
 
@@ -97,7 +104,7 @@ def test_a_worker_killed_mid_call_request_leaves_no_duplicate_call_and_the_chain
 
         second_worker = _start_worker(help_app, twilio_stub)
         with help_app.app_context():
-            assert enqueue("escalation", sweep_help_alerts, job_id="test-sweep-1")  # what the ticker does
+            assert tasks.later("help.sweep_alerts", job_id="test-sweep-1")  # what the ticker does
         # Answered, not only arrived: the stub records a request as it comes in, and its sid with the answer.
         third = wait_for(lambda: [c for c in call_requests(twilio_stub) if c["to"] == phones[2] and c["sid"]],
                          what="the third call")[0]
@@ -105,7 +112,7 @@ def test_a_worker_killed_mid_call_request_leaves_no_duplicate_call_and_the_chain
         assert "已确认由您前往" in pressed.text
 
         with help_app.app_context():
-            enqueue("escalation", sweep_help_alerts, job_id="test-sweep-2")
+            tasks.later("help.sweep_alerts", job_id="test-sweep-2")
         wait_for(lambda: get_redis_len(help_app) == 0, what="the queue to drain")
         assert sorted(c["to"] for c in call_requests(twilio_stub)) == sorted(phones)  # each exactly once
         with help_app.app_context():

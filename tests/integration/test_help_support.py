@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from app.jobs.worker import build_worker
-from app.services import help_devices
+from app.core.worker import build_worker
+from app.services.help import devices as help_devices
 from tests.conftest import make_test_app
 from tests.stubs.fixtures import twilio_stub  # noqa: F401
 from tests.stubs.server import ServerThread

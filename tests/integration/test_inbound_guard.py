@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from app.services.conversations import _Guard
+from app.services.conversations.dedup import InboundGuard
 
 
 def test_only_one_of_many_retries_takes_over_a_failed_turn(app):
     with app.app_context():
-        guard = _Guard("wechat", "msg-failed-1")
+        guard = InboundGuard("wechat", "msg-failed-1")
         assert guard.claim()
         guard.finish("failed")
 
         def retry(_):
             with app.app_context():
-                return _Guard("wechat", "msg-failed-1").take_over_failed()
+                return InboundGuard("wechat", "msg-failed-1").take_over_failed()
 
         with ThreadPoolExecutor(8) as pool:
             taken = list(pool.map(retry, range(8)))
@@ -23,8 +23,8 @@ def test_only_one_of_many_retries_takes_over_a_failed_turn(app):
 
 def test_a_running_or_finished_turn_is_never_taken_over(app):
     with app.app_context():
-        running = _Guard("wechat", "msg-running")
+        running = InboundGuard("wechat", "msg-running")
         assert running.claim()
-        assert not _Guard("wechat", "msg-running").take_over_failed()
+        assert not InboundGuard("wechat", "msg-running").take_over_failed()
         running.finish("passive:你好")
-        assert not _Guard("wechat", "msg-running").take_over_failed()
+        assert not InboundGuard("wechat", "msg-running").take_over_failed()

@@ -12,10 +12,11 @@ from urllib.request import Request, urlopen
 import pytest
 from sqlalchemy import insert, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Message, OutboundMessage, Ticket, TicketEvent
 from app.models.base import utcnow
-from app.services import conversations, delivery
+from app.services import conversations
+from app.services.delivery import sending as delivery
 from tests.conftest import server_env
 from tests.factories import ConversationFactory
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from app import models  # noqa: F401  (registers every table on the metadata)
-from app.extensions import db
+from app.core.extensions import db
 from tests.conftest import TEST_DATABASE_URL, make_test_app
 
 MODEL_TABLES = {t.name for t in db.metadata.sorted_tables}

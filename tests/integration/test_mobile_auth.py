@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import ChannelIdentity, OutboundMessage, RefreshToken, ResidentSession, SignInCode
 from app.models.base import utcnow
-from app.services import resident_auth
+from app.services.residents import auth as resident_auth
 from tests.factories import ResidentFactory
 from tests.integration.test_mobile_support import bearer, error_code, last_code, send_code, sign_in
 from tests.stubs.fixtures import wechat_stub  # noqa: F401

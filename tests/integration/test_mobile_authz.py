@@ -7,15 +7,19 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.photo_storage import LocalDiskStorage
 from app.models import HelpAlert, HelpContact, Patient, RequestPhoto, ResidentRequest
 from app.models.base import utcnow
 from app.seed import demo_id_number
-from app.services import (
-    booking, booking_patients, help_devices, outbox, resident_auth, resident_help, resident_requests,
-)
-from app.services.booking_calendar import SHANGHAI
-from app.services.photo_storage import LocalDiskStorage
+from app.services.booking import appointments as booking
+from app.services.booking import patients as booking_patients
+from app.services.booking.calendar import SHANGHAI
+from app.services.help import chain_access as resident_help
+from app.services.help import devices as help_devices
+from app.services.outbox import messages as outbox
+from app.services.residents import auth as resident_auth
+from app.services.tickets import requests as resident_requests
 from tests.factories import SlotFactory, StreetFactory
 from tests.integration.test_mobile_support import bearer, error_code, image_bytes, sign_in
 

@@ -6,10 +6,10 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, IdempotencyRecord, Slot
 from app.seed import demo_id_number
-from app.services.booking_calendar import SHANGHAI
+from app.services.booking.calendar import SHANGHAI
 from tests.factories import SlotFactory
 from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in
 
@@ -112,8 +112,8 @@ def test_booking_rules_answer_with_their_own_codes(client, resident, slots):
 
 
 def test_a_duplicate_arriving_while_the_first_is_still_running_is_refused_not_run(session, resident):
-    from app.errors import Conflict
-    from app.services import idempotency
+    from app.core import idempotency
+    from app.core.errors import Conflict
 
     digest = idempotency.fingerprint("POST", "/api/v1/appointments", '{"slot_id":1}')
     reserved = idempotency.reserve(resident_id=resident["resident_id"], key="in-flight", fingerprint=digest)

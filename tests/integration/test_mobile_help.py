@@ -2,7 +2,7 @@
 the alerts; anyone else finds nothing there."""
 from __future__ import annotations
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpAlert
 from app.models.base import utcnow
 from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in

@@ -2,9 +2,9 @@
 stable while new rows arrive; the profile and notification preference."""
 from __future__ import annotations
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import ChannelIdentity
-from app.services import outbox
+from app.services.outbox import messages as outbox
 from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in
 
 

@@ -7,10 +7,10 @@ import io
 import pytest
 from PIL import Image
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.photo_storage import LocalDiskStorage
 from app.models import RequestPhoto, Street, Ticket, TicketEvent
-from app.services import tickets
-from app.services.photo_storage import LocalDiskStorage
+from app.services.tickets import lifecycle as tickets
 from tests.factories import StaffFactory, StreetFactory
 from tests.integration.test_mobile_support import bearer, error_code, idem, image_bytes, sign_in
 

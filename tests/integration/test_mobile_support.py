@@ -7,8 +7,8 @@ import uuid
 
 from PIL import Image
 
-from app.extensions import db
-from app.services import transports
+from app.core import transports
+from app.core.extensions import db
 
 
 def last_code(app, phone: str) -> str:

@@ -7,11 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_redis
 from app.models import Conversation, OutboundMessage, Ticket
 from app.models.base import utcnow
-from app.redis_client import get_redis
-from app.services import delivery, outbox, transports
+from app.services.delivery import sending as delivery
+from app.services.outbox import messages as outbox
 from integrations.twilio import TwilioTransport
 from integrations.wechat import WeChatClientSender
 from tests.factories import ChannelIdentityFactory, ResidentFactory, StreetFactory

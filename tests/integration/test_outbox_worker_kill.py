@@ -16,10 +16,11 @@ import time
 
 from sqlalchemy import select, update
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import OutboundMessage
 from app.models.base import utcnow
-from app.services import delivery, outbox
+from app.services.delivery import sending as delivery
+from app.services.outbox import messages as outbox
 from tests.factories import ChannelIdentityFactory, ResidentFactory
 from tests.integration.test_worker import ROOT, worker_env
 from tests.stubs.fixtures import wechat_stub  # noqa: F401 (fixture)

@@ -7,15 +7,15 @@ import os
 import shutil
 import signal
 import socket
-from urllib.parse import urlencode
 from urllib.error import HTTPError
+from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Message, OutboundMessage
 from tests.conftest import server_env
 from tests.integration.test_wechat_support import rasa, street  # noqa: F401 (fixtures)

@@ -11,10 +11,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
 from app.models import ConversationDay, Message, RollupWatermark
 from app.models.base import utcnow
-from app.services import bot_insights, transports
+from app.services.reports import intents as bot_insights
 from app.services.reports import rollup
 from integrations.rasa import ScriptedBot
 from tests.factories import ConversationFactory
@@ -180,10 +181,9 @@ def test_a_classification_right_after_the_message_takes_no_lock(scripted_bot, wo
 
 
 def test_the_rollup_is_refreshed_hourly_by_the_ticker():
-    from app.jobs.periodic import PERIODIC_TASKS, load_task_modules
+    from app.core import tasks
 
-    load_task_modules()
-    task = next(t for t in PERIODIC_TASKS if t.name == "refresh_report_rollups")
+    task = next(t for t in tasks.periodic() if t.name == "reports.refresh_rollups")
     assert (task.every_seconds, task.queue) == (3600, "default")
 
 

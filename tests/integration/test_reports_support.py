@@ -14,12 +14,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, HelpAlert, HelpContact, Message, Ticket
 from app.services import reports
 from tests.factories import (
-    CommunityFactory, ConversationFactory, DepartmentFactory, DoctorFactory, FaqArticleFactory,
-    PatientFactory, ResidentFactory, SlotFactory, StaffFactory, StreetFactory,
+    CommunityFactory,
+    ConversationFactory,
+    DepartmentFactory,
+    DoctorFactory,
+    FaqArticleFactory,
+    PatientFactory,
+    ResidentFactory,
+    SlotFactory,
+    StaffFactory,
+    StreetFactory,
 )
 
 SH = ZoneInfo("Asia/Shanghai")

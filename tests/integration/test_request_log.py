@@ -6,7 +6,7 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
-from app.request_log import _RequestIdFilter
+from app.core.request_log import _RequestIdFilter
 
 
 def test_each_request_logs_one_json_line_with_its_request_id(client, caplog):

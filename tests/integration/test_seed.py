@@ -5,13 +5,22 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.secrets_at_rest import decrypt
 from app.models import (
-    ChannelIdentity, Community, Department, FaqArticle, HelpContact, HelpDevice, Patient, Slot, Staff, Street,
+    ChannelIdentity,
+    Community,
+    Department,
+    FaqArticle,
+    HelpContact,
+    HelpDevice,
+    Patient,
+    Slot,
+    Staff,
+    Street,
 )
 from app.seed import seed_demo
-from app.services import id_numbers
-from app.services.secrets_at_rest import decrypt
+from app.services.residents import id_numbers
 
 
 def count(model, *where):

@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Conversation, Message, OutboundMessage, Resident, Ticket
-from app.services import delivery, sms_text
+from app.services.delivery import sending as delivery
+from app.services.delivery import sms_text
 from integrations.twilio import TwilioSendError
 from tests.integration.test_wechat_support import rasa, recorders, street, web  # noqa: F401 (fixtures)
 

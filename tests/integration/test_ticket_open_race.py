@@ -7,10 +7,11 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import OutboundMessage, Ticket
 from app.models.base import utcnow
-from app.services import outbox, tickets
+from app.services.outbox import messages as outbox
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory
 from tests.reliability.support import a_session_waits_on_a_lock, wait_until
 

@@ -7,8 +7,13 @@ import pytest
 import requests
 from flask import Flask, request
 
-from integrations.twilio import (RecordingTwilioTransport, TwilioSendError, TwilioTransport,
-                                 build_twilio_transport, validate_twilio_request)
+from integrations.twilio import (
+    RecordingTwilioTransport,
+    TwilioSendError,
+    TwilioTransport,
+    build_twilio_transport,
+    validate_twilio_request,
+)
 from tests.conftest import free_port
 from tests.stubs.fixtures import twilio_stub  # noqa: F401
 from tests.stubs.server import ServerThread

@@ -10,14 +10,24 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_queue, get_redis
 from app.models import Conversation, Message, OutboundMessage
-from app.redis_client import get_queue, get_redis
-from app.services import bot_insights, inbound_db, tickets, transports
-from app.services.conversations import _Guard
+from app.services.conversations import fast_commit as inbound_db
+from app.services.conversations.dedup import InboundGuard
+from app.services.reports import intents as bot_insights
+from app.services.tickets import lifecycle as tickets
 from integrations.rasa import RasaRestClient, ScriptedBot
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    RasaStub, plain_query, post_plain, rasa, recorders, street, text_xml, web,
+    RasaStub,
+    plain_query,
+    post_plain,
+    rasa,
+    recorders,
+    street,
+    text_xml,
+    web,
 )
 
 OPENID = "oHotPath0001"
@@ -161,7 +171,7 @@ def test_while_the_bot_is_down_queued_intents_wait_in_order(app, web, street):
 def test_a_retry_that_takes_over_a_failed_turn_stores_a_message_the_database_lost(app, web, rasa, street):
     """A failed first delivery whose message a database crash lost (its commit did not wait for the disk)."""
     with app.app_context():
-        guard = _Guard("wechat", "7401")
+        guard = InboundGuard("wechat", "7401")
         assert guard.claim()
         guard.finish("failed")
     body = post_plain(web, text_xml(OPENID, "挂号", 7401)).get_data(as_text=True)

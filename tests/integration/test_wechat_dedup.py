@@ -7,12 +7,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
+from app.core.redis_client import get_redis
 from app.models import Message, OutboundMessage
-from app.redis_client import get_redis
-from app.services import delivery
+from app.services.delivery import sending as delivery
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    event_xml, plain_query, rasa, recorders, slow_bot, street, text_xml, web,
+    event_xml,
+    plain_query,
+    rasa,
+    recorders,
+    slow_bot,
+    street,
+    text_xml,
+    web,
 )
 
 OPENID = "oRetryingResident001"

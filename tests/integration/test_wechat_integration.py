@@ -9,8 +9,7 @@ import pytest
 import requests
 from redis import Redis
 
-from integrations.wechat import (RecordingWeChatSender, WeChatApiError, WeChatClientSender,
-                                 build_wechat_sender)
+from integrations.wechat import RecordingWeChatSender, WeChatApiError, WeChatClientSender, build_wechat_sender
 from integrations.wechat_token import KEY_PREFIX
 from tests.conftest import free_port
 from tests.stubs.fixtures import STUB_REDIS_URL, stub_redis, wechat_stub  # noqa: F401

@@ -5,11 +5,16 @@ import re
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import ChannelIdentity, Resident, Ticket
-from app.services import identities
+from app.services.residents import identities
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    post_plain, rasa, recorders, street, text_xml, web,
+    post_plain,
+    rasa,
+    recorders,
+    street,
+    text_xml,
+    web,
 )
 
 OPENID = "oLinkingResident001"

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_redis
 from app.models import Conversation, Message, Street, Ticket, TicketEvent
-from app.redis_client import get_redis
-from app.services import conversations, tickets, transports
+from app.services import conversations
+from app.services.tickets import lifecycle as tickets
 from integrations.rasa import ScriptedBot
 from tests.conftest import sqlite_app_for, truncate_all
 from tests.factories import StreetFactory

@@ -11,12 +11,12 @@ import pytest
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from app.extensions import db
-from app.services import transports
-from tests.factories import StreetFactory
+from app.core import transports
+from app.core.extensions import db
 from integrations.rasa import RasaRestClient
 from integrations.twilio import RecordingTwilioTransport
 from integrations.wechat import RecordingWeChatSender
+from tests.factories import StreetFactory
 
 TOKEN = "test-wechat-token"  # tests/conftest.py TEST_SETTINGS
 ACCOUNT = "gh_linli_account"

@@ -6,12 +6,25 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Message, Resident, Ticket
-from app.services import wechat_inbound
+from app.services.conversations import wechat_menu
 from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    AES_KEY, APP_ID, TOKEN, decrypt_reply, event_xml, message_xml, plain_query, post_encrypted, post_plain,
-    rasa, recorders, sign, street, text_xml, web,
+    AES_KEY,
+    APP_ID,
+    TOKEN,
+    decrypt_reply,
+    event_xml,
+    message_xml,
+    plain_query,
+    post_encrypted,
+    post_plain,
+    rasa,
+    recorders,
+    sign,
+    street,
+    text_xml,
+    web,
 )
 
 OPENID = "oWeChatResident0001"
@@ -104,7 +117,7 @@ def test_hostile_or_broken_requests_get_4xx_and_no_bot_turn(web, rasa, case, mak
 
 def test_unknown_message_type_gets_a_polite_answer_and_no_bot_turn(web, rasa, street):
     body = post_plain(web, message_xml(OPENID, "hologram", 5001)).get_data(as_text=True)
-    assert wechat_inbound.CAPABILITIES in body
+    assert wechat_menu.CAPABILITIES in body
     assert rasa.turns == []
 
 
@@ -115,14 +128,14 @@ def test_unknown_message_type_gets_a_polite_answer_and_no_bot_turn(web, rasa, st
 ])
 def test_images_locations_and_links_get_what_the_account_can_do(web, rasa, street, msg_type, extra):
     body = post_plain(web, message_xml(OPENID, msg_type, 5100, extra)).get_data(as_text=True)
-    assert wechat_inbound.CAPABILITIES in body and rasa.turns == []
+    assert wechat_menu.CAPABILITIES in body and rasa.turns == []
 
 
 def test_voice_with_recognition_goes_to_the_bot_and_without_asks_to_type(web, rasa, street):
     with_text = post_plain(web, message_xml(OPENID, "voice", 5201, "<Recognition><![CDATA[我要挂号]]></Recognition>"))
     assert "收到：我要挂号" in with_text.get_data(as_text=True)
     without = post_plain(web, message_xml(OPENID, "voice", 5202, "<Recognition><![CDATA[]]></Recognition>"))
-    assert wechat_inbound.ASK_TO_TYPE in without.get_data(as_text=True)
+    assert wechat_menu.ASK_TO_TYPE in without.get_data(as_text=True)
     assert len(rasa.turns) == 1
 
 
@@ -138,7 +151,7 @@ def test_subscribe_welcomes_and_unsubscribe_stops_sending(web, rasa, street):
 
 def test_menu_talk_to_staff_opens_a_ticket_and_then_the_bot_stays_silent(web, rasa, street):
     answer = post_plain(web, event_xml(OPENID, "CLICK", "TALK_TO_STAFF", create_time=1700000200))
-    assert wechat_inbound.STAFF_CALLED in answer.get_data(as_text=True)
+    assert wechat_menu.STAFF_CALLED in answer.get_data(as_text=True)
     ticket = db.session.scalar(select(Ticket))
     assert ticket.status == "open" and ticket.source == "resident"
 
@@ -152,13 +165,13 @@ def test_menu_talk_to_staff_opens_a_ticket_and_then_the_bot_stays_silent(web, ra
 
 def test_menu_one_key_help_raises_an_alert_or_an_urgent_ticket(web, rasa, street):
     answer = post_plain(web, event_xml(OPENID, "CLICK", "ONE_KEY_HELP", create_time=1700000300))
-    assert wechat_inbound.HELP_RAISED in answer.get_data(as_text=True)
+    assert wechat_menu.HELP_RAISED in answer.get_data(as_text=True)
     assert rasa.turns == []
 
 
 def test_menu_my_appointments_lists_none_for_a_new_resident(web, rasa, street):
     answer = post_plain(web, event_xml(OPENID, "CLICK", "MY_APPOINTMENTS", create_time=1700000400))
-    assert wechat_inbound.NO_APPOINTMENTS in answer.get_data(as_text=True)
+    assert wechat_menu.NO_APPOINTMENTS in answer.get_data(as_text=True)
 
 
 def test_bot_down_gives_an_apology_keeps_the_message_and_opens_a_ticket(web, rasa, street):

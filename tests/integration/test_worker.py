@@ -8,9 +8,8 @@ from datetime import time
 
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.jobs import enqueue
-from app.jobs.schedules import generate_upcoming_slots
+from app.core import tasks
+from app.core.extensions import db
 from app.models import Schedule, Slot
 from tests.conftest import TEST_SETTINGS
 from tests.factories import DoctorFactory
@@ -33,7 +32,7 @@ def test_a_job_on_the_real_queue_runs_in_a_worker_process_and_changes_the_databa
     db.session.commit()
     assert db.session.scalar(select(func.count(Slot.id))) == 0
 
-    assert enqueue("default", generate_upcoming_slots, job_id="test-generate-slots")
+    assert tasks.later("booking.generate_upcoming_slots", job_id="test-generate-slots")
     done = subprocess.run(
         [sys.executable, "-m", "flask", "worker", "--burst", "--queues", "default"],
         cwd=ROOT, env=worker_env(app), capture_output=True, text=True, timeout=120,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from app.extensions import db
+from app.core.extensions import db
 
 
 @pytest.fixture

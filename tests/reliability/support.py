@@ -13,13 +13,22 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from twilio.request_validator import RequestValidator
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpContact, Message, OutboundMessage, Ticket
-from app.services.booking_calendar import SHANGHAI
+from app.services.booking.calendar import SHANGHAI
 from tests.conftest import free_port
 from tests.factories import (
-    ChannelIdentityFactory, CommunityFactory, ConversationFactory, DoctorFactory, FaqArticleFactory,
-    HelpDeviceFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory, StreetFactory,
+    ChannelIdentityFactory,
+    CommunityFactory,
+    ConversationFactory,
+    DoctorFactory,
+    FaqArticleFactory,
+    HelpDeviceFactory,
+    PatientFactory,
+    ResidentFactory,
+    SlotFactory,
+    StaffFactory,
+    StreetFactory,
 )
 
 SERVICE_TOKEN = "test-bot-token"  # tests/conftest.py TEST_SETTINGS
@@ -193,7 +202,7 @@ class StoppableRasa:
 
 
 def signed_wechat_query(token: str = "test-wechat-token") -> str:
-    from app.services.wechat_inbound import signature_of
+    from app.channels.wechat_envelope import signature_of
 
     ts, nonce = str(int(time.time())), "reliab"
     return urlencode({"signature": signature_of(token, ts, nonce), "timestamp": ts, "nonce": nonce})
@@ -209,6 +218,6 @@ def passive_text(body: str) -> str | None:
     """The Content of a passive reply, or None for "success"."""
     if not body.startswith("<"):
         return None
-    from app.services.wechat_inbound import parse_xml
+    from app.channels.wechat_envelope import parse_xml
 
     return parse_xml(body).get("Content")

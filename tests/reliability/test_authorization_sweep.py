@@ -15,14 +15,21 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from app.console.access import admin_required
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpAlert, Ticket, TicketEvent
 from app.models.mobile import HelpDelegate, RequestPhoto, ResidentRequest
-from app.services import booking, resident_auth, tickets
-from app.services.booking_calendar import SHANGHAI
-from app.services.help_texts import OUTCOMES
+from app.services.booking import appointments as booking
+from app.services.booking.calendar import SHANGHAI
+from app.services.help.texts import OUTCOMES
+from app.services.residents import auth as resident_auth
+from app.services.tickets import lifecycle as tickets
 from tests.factories import (
-    ChannelIdentityFactory, CommunityFactory, PatientFactory, ResidentFactory, SlotFactory, StaffFactory,
+    ChannelIdentityFactory,
+    CommunityFactory,
+    PatientFactory,
+    ResidentFactory,
+    SlotFactory,
+    StaffFactory,
     StreetFactory,
 )
 from tests.integration.test_console_auth import csrf_from

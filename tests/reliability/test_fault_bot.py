@@ -14,14 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
 from app.models import Message, OutboundMessage, Ticket, TicketEvent
-from app.services import transports
 from app.services.conversations import APOLOGY, HANDED_OVER
 from integrations.rasa import RasaRestClient
 from tests.integration.test_wechat_support import recorders, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
-    PUBLIC, TWILIO_TOKEN, StoppableRasa, passive_text, signed_wechat_query, twilio_signature, wechat_text,
+    PUBLIC,
+    TWILIO_TOKEN,
+    StoppableRasa,
+    passive_text,
+    signed_wechat_query,
+    twilio_signature,
+    wechat_text,
 )
 
 

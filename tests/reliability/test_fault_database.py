@@ -14,20 +14,26 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.jobs import requeue_failed
-from app.jobs.conversations import queue_late_reply, requeue_late_replies
-from app.jobs.worker import build_worker
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_queue, get_redis
+from app.core.tasks import requeue_failed
+from app.core.worker import build_worker
 from app.models import Message, OutboundMessage, Ticket
-from app.redis_client import get_queue, get_redis
-from app.services import delivery, transports
 from app.services.conversations import LATE_REPLY_KEPT
+from app.services.conversations.jobs import requeue_late_replies
+from app.services.delivery import sending as delivery
 from integrations.rasa import RasaRestClient
 from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
-    AUTH, StoppableRasa, passive_text, request_scoped_client, signed_wechat_query, wait_until, wechat_text,
+    AUTH,
+    StoppableRasa,
+    passive_text,
+    request_scoped_client,
+    signed_wechat_query,
+    wait_until,
+    wechat_text,
 )
-
 
 
 def _dsn(app) -> str:
@@ -223,7 +229,7 @@ def test_a_late_reply_still_failing_after_a_day_is_given_up_loudly(
     job = _late_reply_failed_for_good(app, "oDbSlow0004", 34)
     with app.app_context():
         later = job.created_at + LATE_REPLY_KEPT + timedelta(minutes=1)
-        assert requeue_failed("outbound", queue_late_reply, max_age=LATE_REPLY_KEPT, now=later) == 0
+        assert requeue_failed("conversations.queue_late_reply", max_age=LATE_REPLY_KEPT, now=later) == 0
     assert get_queue("outbound").failed_job_registry.get_job_ids() == []
     assert any(f"giving up job {job.id}" in record.getMessage() for record in caplog.records
                if record.levelname == "ERROR")

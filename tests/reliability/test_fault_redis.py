@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db
-from app.jobs.outbox import sweep_outbox
-from app.jobs.worker import build_worker
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_queue, get_redis
+from app.core.worker import build_worker
 from app.models import Message, OutboundMessage
-from app.redis_client import get_queue, get_redis
-from app.services import transports
+from app.services.delivery.jobs import sweep_outbox
 from integrations.rasa import RasaRestClient
 from tests.integration.test_wechat_support import recorders, street  # noqa: F401 (fixtures)
 from tests.reliability.support import StoppableRasa, passive_text, signed_wechat_query, wait_until, wechat_text

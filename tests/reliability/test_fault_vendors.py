@@ -17,18 +17,23 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db
-from app.jobs.outbox import sweep_outbox
-from app.jobs.worker import build_worker
+from app.core import transports
+from app.core.extensions import db
+from app.core.redis_client import get_queue, get_redis
+from app.core.worker import build_worker
 from app.models import OutboundMessage, Ticket, TicketEvent
-from app.redis_client import get_queue, get_redis
-from app.services import transports
+from app.services.delivery.jobs import sweep_outbox
 from integrations.rasa import RasaRestClient
 from integrations.twilio import TwilioTransport
 from integrations.wechat import WeChatClientSender
 from tests.integration.test_wechat_support import street  # noqa: F401 (fixture)
 from tests.reliability.support import (
-    PUBLIC, StoppableRasa, signed_wechat_query, twilio_signature, wait_until, wechat_text,
+    PUBLIC,
+    StoppableRasa,
+    signed_wechat_query,
+    twilio_signature,
+    wait_until,
+    wechat_text,
 )
 from tests.stubs.fixtures import twilio_stub, wechat_stub  # noqa: F401 (fixtures)
 

@@ -22,12 +22,14 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    negative_data_rejection, positive_data_acceptance, unsupported_method,
+    negative_data_rejection,
+    positive_data_acceptance,
+    unsupported_method,
 )
 
-from app.extensions import db
-from app.services import resident_auth
-from app.services.help_devices import sign
+from app.core.extensions import db
+from app.services.help.devices import sign
+from app.services.residents import auth as resident_auth
 from tests.conftest import truncate_all
 from tests.reliability.support import AUTH, World, request_scoped_client, seed_world
 

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wechatpy.crypto import WeChatCrypto
 
-from app.services import transports, wechat_inbound
-from app.services.wechat_inbound import RejectedRequest, parse_xml, signature_of
+from app.channels import wechat_envelope
+from app.channels.wechat_envelope import RejectedRequest, parse_xml, signature_of
+from app.core import transports
 from integrations.rasa import ScriptedBot
 from integrations.twilio import RecordingTwilioTransport
 from integrations.wechat import RecordingWeChatSender
@@ -138,7 +139,7 @@ def _assert_answer_is_clean(response) -> None:
     assert response.status_code in (200, 400, 403, 413), (response.status_code, response.get_data(as_text=True))
     if response.status_code == 200:
         body = response.get_data(as_text=True)
-        assert body == wechat_inbound.SUCCESS or parse_xml(body)  # a passive reply is well-formed XML
+        assert body == wechat_envelope.SUCCESS or parse_xml(body)  # a passive reply is well-formed XML
 
 
 @FUZZ

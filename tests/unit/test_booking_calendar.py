@@ -8,9 +8,14 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from app.api.schemas.booking import AppointmentOut, PatientOut
-from app.services import booking, booking_reminders
-from app.services.booking_calendar import (
-    SHANGHAI, cancel_deadline, evening_reminder_at, release_at, released_until,
+from app.services.booking import appointments as booking
+from app.services.booking import reminders as booking_reminders
+from app.services.booking.calendar import (
+    SHANGHAI,
+    cancel_deadline,
+    evening_reminder_at,
+    release_at,
+    released_until,
 )
 
 VISIT = date(2031, 3, 12)

@@ -1,7 +1,7 @@
 """SMS segmentation: sentence boundaries, one UCS-2 segment per part for Chinese, at most five parts."""
 from __future__ import annotations
 
-from app.services.sms_text import GSM_PART, MAX_PARTS, POINTER, UCS2_PART, is_gsm, segment, shorten, units
+from app.services.delivery.sms_text import GSM_PART, MAX_PARTS, POINTER, UCS2_PART, is_gsm, segment, shorten, units
 
 
 def test_short_chinese_text_is_one_part():

@@ -6,7 +6,7 @@ import time
 import pytest
 from wechatpy.crypto import WeChatCrypto
 
-from app.services.wechat_inbound import RejectedRequest, open_envelope, parse_xml, passive_reply, signature_of
+from app.channels.wechat_envelope import RejectedRequest, open_envelope, parse_xml, passive_reply, signature_of
 
 TOKEN, AES_KEY, APP_ID = "test-wechat-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx1234567890abcdef"
 MESSAGE = ("<xml><ToUserName>gh_1</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1</CreateTime>"

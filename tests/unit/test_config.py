@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, Settings
+from app.core.config import ConfigError, Settings
 
 
 def test_production_refuses_to_start_with_default_secrets(monkeypatch):

@@ -6,12 +6,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.errors import InvalidTransition, ValidationFailed
-from app.extensions import db
+from app.core.errors import InvalidTransition, ValidationFailed
+from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert
 from app.models.base import utcnow
-from app.services import help as help_service
-from app.services import help_escalation as escalation
+from app.services.help import alerts as help_service
+from app.services.help import escalation
 from tests.factories import StaffFactory
 from tests.unit.test_help_support import help_db, make_chain, recorder  # noqa: F401
 

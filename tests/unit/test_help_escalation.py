@@ -5,11 +5,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, TicketEvent
 from app.models.base import utcnow
-from app.services import help as help_service
-from app.services import help_escalation as escalation
+from app.services.help import alerts as help_service
+from app.services.help import escalation
 from integrations.twilio import TwilioSendError
 from tests.factories import ResidentFactory
 from tests.unit.test_help_support import add_contact, help_db, make_chain, recorder  # noqa: F401
@@ -135,7 +135,8 @@ def test_the_sweeper_moves_only_overdue_alerts(help_db, recorder, monkeypatch):
     now = utcnow()
     alert = start(elder, now)
     moved = []
-    monkeypatch.setattr(escalation, "enqueue", lambda *a, **kw: moved.append(a[2:5]) or True)
+    monkeypatch.setattr(escalation.tasks, "later",
+                        lambda name, **kw: moved.append((kw["alert_id"], kw["round_"], kw["step"])) or True)
     assert escalation.sweep(now=now + timedelta(seconds=89))["due"] == 0
     assert escalation.sweep(now=now + timedelta(seconds=90))["due"] == 1
     assert moved == [(alert.id, 1, 1)]
@@ -145,7 +146,7 @@ def test_the_sweeper_does_the_move_itself_when_redis_is_gone(help_db, recorder, 
     elder, contacts = make_chain(channels="voice")
     now = utcnow()
     alert = start(elder, now)
-    monkeypatch.setattr(escalation, "enqueue", lambda *a, **kw: False)
+    monkeypatch.setattr(escalation.tasks, "later", lambda *a, **kw: False)
     escalation.sweep(now=now + timedelta(seconds=91))
     assert db.session.get(HelpAlert, alert.id).step == 2
     assert [c.to for c in recorder.twilio.calls] == [contacts[0].phone, contacts[1].phone]

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.extensions import db
+from app.core import transports
+from app.core.extensions import db
 from app.models import HelpContact
-from app.services import help_devices, transports
+from app.services.help import devices as help_devices
 from integrations.twilio import RecordingTwilioTransport
 from integrations.wechat import RecordingWeChatSender
 from tests.conftest import truncate_all

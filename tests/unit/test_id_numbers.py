@@ -1,4 +1,4 @@
-from app.services import id_numbers
+from app.services.residents import id_numbers
 
 
 def test_a_number_with_the_right_check_character_is_valid():

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Message
 from app.models.base import utcnow
-from app.services import inbound_sender, tickets
+from app.services.conversations import senders as inbound_sender
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ChannelIdentityFactory, ConversationFactory, StaffFactory
 
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import Flask
 
-from app.errors import ValidationFailed
-from app.services.pagination import MAX_LIMIT, decode, encode, page_list
+from app.core.errors import ValidationFailed
+from app.core.pagination import MAX_LIMIT, decode, encode, page_list
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from PIL import Image, PngImagePlugin
 
-from app.errors import ValidationFailed
-from app.services.photo_storage import LocalDiskStorage, PhotoTooLarge, clean_photo, new_key
+from app.core.errors import ValidationFailed
+from app.core.photo_storage import LocalDiskStorage, PhotoTooLarge, clean_photo, new_key
 
 
 @pytest.fixture(autouse=True)

@@ -1,23 +1,22 @@
 """The ticker enqueues each periodic sweep once per period, however many tickers run."""
 from __future__ import annotations
 
-from app.jobs.periodic import PERIODIC_TASKS, load_task_modules, tick
+from app.core.tasks import periodic, tick
 
 
 def test_every_domain_registers_its_sweeps():
-    load_task_modules()
-    names = {task.name for task in PERIODIC_TASKS}
-    assert {"sweep_outbox", "sweep_help_alerts", "purge_expired_idempotency_keys", "generate_upcoming_slots"} <= names
-    queues = {task.queue for task in PERIODIC_TASKS}
+    names = {task.name for task in periodic()}
+    assert {"delivery.sweep_outbox", "help.sweep_alerts", "housekeeping.purge_idempotency_keys",
+            "booking.generate_upcoming_slots"} <= names
+    queues = {task.queue for task in periodic()}
     assert "escalation" in queues and "outbound" in queues
 
 
 def test_two_tickers_in_the_same_period_enqueue_each_task_once(app):
-    load_task_modules()
     redis = app.extensions["linli_redis"].redis
     first = tick(app, now=1_000_000.0)
     second = tick(app, now=1_000_000.5)  # another ticker, same moment
-    assert sorted(first) == sorted(t.name for t in PERIODIC_TASKS)
+    assert sorted(first) == sorted(t.name for t in periodic())
     assert second == []
     queued = sum(redis.llen(f"rq:queue:{q}") for q in ("default", "outbound", "escalation"))
-    assert queued == len(PERIODIC_TASKS)
+    assert queued == len(periodic())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.extensions import db
+from app.core.extensions import db
 from tests.conftest import sqlite_app_for
 from tests.integration.test_reports_support import CHECKS, rolled_back_world
 

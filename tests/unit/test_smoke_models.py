@@ -1,4 +1,4 @@
-from tests.factories import SlotFactory, ResidentFactory
+from tests.factories import ResidentFactory, SlotFactory
 
 
 def test_factories_build_rows_inside_the_test_transaction(session):

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.models import CannedReply, Message, OutboundMessage, TicketEvent
 from app.models.base import utcnow
-from app.services import tickets
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory
 
 

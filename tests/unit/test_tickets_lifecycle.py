@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.errors import InvalidTransition, NotFound
+from app.core.errors import InvalidTransition, NotFound
 from app.models import OutboundMessage, Ticket, TicketEvent
 from app.models.base import utcnow
-from app.services import tickets
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory
 
 

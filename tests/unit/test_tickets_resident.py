@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.models import Message, TicketEvent
 from app.models.base import utcnow
-from app.services import tickets
+from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.models import TicketEvent
 from app.models.base import utcnow
-from app.services import sla, tickets
+from app.services.tickets import lifecycle as tickets
+from app.services.tickets import sla
 from tests.factories import StaffFactory, StreetFactory
 
 
@@ -132,10 +133,9 @@ def test_the_breached_view_lists_only_breached_open_tickets(session, street):
 
 
 def test_the_ticker_sweeps_breaches_every_minute():
-    from app.jobs import tickets as ticket_jobs  # noqa: F401  (registers the periodic tasks)
-    from app.jobs.periodic import PERIODIC_TASKS
+    from app.core import tasks
 
-    periods = {t.name: t.every_seconds for t in PERIODIC_TASKS}
-    assert periods["flag_sla_breaches"] == 60
-    assert periods["offer_unassigned_tickets"] == 60
-    assert "close_resolved_tickets" in periods
+    periods = {t.name: t.every_seconds for t in tasks.periodic()}
+    assert periods["tickets.flag_sla_breaches"] == 60
+    assert periods["tickets.offer_unassigned"] == 60
+    assert "tickets.close_resolved" in periods

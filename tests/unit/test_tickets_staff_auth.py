@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from app.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, Unauthorized
 from app.models.base import utcnow
-from app.services import staff_auth
+from app.services.staff import auth as staff_auth
 from tests.factories import StaffFactory
 
 

@@ -1,13 +1,19 @@
 """The bot's booking routes: departments, free slots, and the sender's own appointments."""
 from __future__ import annotations
 
-from app.api.internal import bp
+from app.api.internal.blueprint import bp
 from app.api.schemas.booking import (
-    BotAppointmentEnvelope, BotAppointmentsOut, BotBookIn, BotRescheduleIn, BotSlotsQuery, DepartmentsOut, SenderIn,
+    BotAppointmentEnvelope,
+    BotAppointmentsOut,
+    BotBookIn,
+    BotRescheduleIn,
+    BotSlotsQuery,
+    DepartmentsOut,
+    SenderIn,
     SlotsOut,
 )
 from app.services import booking
-from app.services.senders import conversation_by_sender
+from app.services.residents import conversation_by_sender
 
 
 def _resident_of(sender: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import String
 
-from app.api.internal import bp
+from app.api.internal.blueprint import bp
 from app.services import knowledge
 
 

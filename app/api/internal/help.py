@@ -5,7 +5,7 @@ from apiflask import Schema
 from apiflask.fields import Integer, Nested, String
 from apiflask.validators import Length
 
-from app.api.internal import bp
+from app.api.internal.blueprint import bp
 from app.services import help as help_service
 
 

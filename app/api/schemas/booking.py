@@ -12,8 +12,8 @@ from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, Stri
 from apiflask.validators import Length, OneOf, Range
 
 from app.models.booking import SESSIONS
-from app.services import id_numbers
-from app.services.booking_patients import RELATIONS
+from app.services import residents
+from app.services.booking import RELATIONS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -29,10 +29,10 @@ class MaskedIdNumber(String):
     """Reads `id_number_last4` and shows `**************1234`."""
 
     def __init__(self, **kwargs):
-        super().__init__(attribute="id_number_last4", metadata={"example": id_numbers.mask("1234")}, **kwargs)
+        super().__init__(attribute="id_number_last4", metadata={"example": residents.mask("1234")}, **kwargs)
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else id_numbers.mask(value)
+        return None if value is None else residents.mask(value)
 
 
 # --- the bot's shapes (docs/contracts.md) -----------------------------------------------------

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from app.api.schemas.booking import (
-    AppointmentEnvelope, BookIn, DepartmentsOut, RescheduleIn, SlotListOut, SlotSearchQuery,
+    AppointmentEnvelope,
+    BookIn,
+    DepartmentsOut,
+    RescheduleIn,
+    SlotListOut,
+    SlotSearchQuery,
 )
-from app.api.v1 import bp
+from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, current, idempotent
 from app.api.v1.schemas import AppointmentsPage, AppointmentsPageQuery
+from app.core.pagination import page_list
 from app.services import booking
-from app.services.pagination import page_list
 
 TAG = "Mobile: appointments"
 

@@ -5,13 +5,21 @@ a copy of the tokens at rest. A code is single use and a refresh token rotates, 
 """
 from __future__ import annotations
 
-from app.api.v1 import bp
+from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, client_ip, current
 from app.api.v1.schemas import (
-    CodeIn, CodeSentOut, RefreshIn, SignedOutOut, SignInIn, TokensOut, WeChatCodeIn, WeChatUrlOut, WeChatUrlQuery,
+    CodeIn,
+    CodeSentOut,
+    RefreshIn,
+    SignedOutOut,
+    SignInIn,
+    TokensOut,
+    WeChatCodeIn,
+    WeChatUrlOut,
+    WeChatUrlQuery,
     mask_phone,
 )
-from app.services import resident_auth
+from app.services import residents
 
 TAG = "Mobile: sign-in"
 
@@ -21,8 +29,8 @@ TAG = "Mobile: sign-in"
 @bp.output(CodeSentOut, status_code=202)
 @bp.doc(summary="Text a 6-digit sign-in code (5 minutes, single use)", tags=[TAG], responses=[422, 429, 503])
 def send_code(body):
-    phone = resident_auth.request_code(phone=body["phone"], client_ip=client_ip())
-    return {"phone": mask_phone(phone), "expires_in": int(resident_auth.CODE_TTL.total_seconds())}
+    phone = residents.request_code(phone=body["phone"], client_ip=client_ip())
+    return {"phone": mask_phone(phone), "expires_in": int(residents.CODE_TTL.total_seconds())}
 
 
 @bp.post("/auth/sign-in")
@@ -30,7 +38,7 @@ def send_code(body):
 @bp.output(TokensOut)
 @bp.doc(summary="Sign in with the phone and its code (5 tries per code)", tags=[TAG], responses=[401, 422, 429])
 def sign_in(body):
-    return resident_auth.sign_in_with_code(client_ip=client_ip(), **body)
+    return residents.sign_in_with_code(client_ip=client_ip(), **body)
 
 
 @bp.get("/auth/wechat/authorize-url")
@@ -38,7 +46,7 @@ def sign_in(body):
 @bp.output(WeChatUrlOut)
 @bp.doc(summary="The WeChat OAuth page to send the H5 browser to", tags=[TAG], responses=[503])
 def wechat_url(query):
-    url, state = resident_auth.wechat_authorize_url(**query)
+    url, state = residents.wechat_authorize_url(**query)
     return {"url": url, "state": state}
 
 
@@ -47,7 +55,7 @@ def wechat_url(query):
 @bp.output(TokensOut)
 @bp.doc(summary="Sign in with the code WeChat's OAuth redirect brought back", tags=[TAG], responses=[401, 503])
 def wechat_sign_in(body):
-    return resident_auth.sign_in_with_wechat(**body)
+    return residents.sign_in_with_wechat(**body)
 
 
 @bp.post("/auth/refresh")
@@ -56,7 +64,7 @@ def wechat_sign_in(body):
 @bp.doc(summary="Exchange a refresh token for a new pair (a reused one ends the session)", tags=[TAG],
         responses=[401])
 def refresh(body):
-    return resident_auth.refresh(refresh_token=body["refresh_token"])
+    return residents.refresh(refresh_token=body["refresh_token"])
 
 
 @bp.post("/auth/sign-out")
@@ -64,7 +72,7 @@ def refresh(body):
 @bp.output(SignedOutOut)
 @bp.doc(summary="End this device's session", tags=[TAG])
 def sign_out():
-    resident_auth.sign_out(session_id=current().session_id)
+    residents.sign_out(session_id=current().session_id)
     return {"sessions_ended": 1}
 
 
@@ -73,4 +81,4 @@ def sign_out():
 @bp.output(SignedOutOut)
 @bp.doc(summary="End every session of the resident, on every device", tags=[TAG])
 def sign_out_everywhere():
-    return {"sessions_ended": resident_auth.sign_out_everywhere(resident_id=current().resident_id)}
+    return {"sessions_ended": residents.sign_out_everywhere(resident_id=current().resident_id)}

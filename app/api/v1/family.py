@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from app.api.schemas.booking import PatientEnvelope, PatientIn, PatientPatch, PatientsOut
-from app.api.v1 import bp
+from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, current, idempotent
-from app.services import booking_patients
+from app.services import booking
 
 TAG = "Mobile: family"
 
@@ -14,7 +14,7 @@ TAG = "Mobile: family"
 @bp.output(PatientsOut)
 @bp.doc(summary="The resident and the family members they book for", tags=[TAG])
 def list_family():
-    return {"patients": booking_patients.list_patients(resident_id=current().resident_id)}
+    return {"patients": booking.list_patients(resident_id=current().resident_id)}
 
 
 @bp.post("/family")
@@ -24,7 +24,7 @@ def list_family():
 @bp.output(PatientEnvelope, status_code=201)
 @bp.doc(summary="Add a family member (ID number checked, stored encrypted)", tags=[TAG], responses=[409, 422])
 def add_member(body):
-    return {"patient": booking_patients.add_patient(resident_id=current().resident_id, **body)}
+    return {"patient": booking.add_patient(resident_id=current().resident_id, **body)}
 
 
 @bp.patch("/family/<int:patient_id>")
@@ -34,7 +34,7 @@ def add_member(body):
 @bp.output(PatientEnvelope)
 @bp.doc(summary="Edit a family member", tags=[TAG], responses=[404, 409, 422])
 def edit_member(patient_id: int, body):
-    return {"patient": booking_patients.update_patient(resident_id=current().resident_id, patient_id=patient_id,
+    return {"patient": booking.update_patient(resident_id=current().resident_id, patient_id=patient_id,
                                                        **body)}
 
 
@@ -44,5 +44,5 @@ def edit_member(patient_id: int, body):
 @bp.output({}, status_code=204)
 @bp.doc(summary="Remove a family member (refused while they hold a booking)", tags=[TAG], responses=[404, 409])
 def remove_member(patient_id: int):
-    booking_patients.remove_patient(resident_id=current().resident_id, patient_id=patient_id)
+    booking.remove_patient(resident_id=current().resident_id, patient_id=patient_id)
     return ""

@@ -8,9 +8,10 @@ from apiflask import HTTPTokenAuth
 from flask import current_app, request
 
 from app.api.v1.schemas import IdempotencyHeaders
-from app.errors import Unauthorized, error_body
-from app.services import idempotency, resident_auth
-from app.services.resident_auth import Principal
+from app.core import idempotency
+from app.core.errors import Unauthorized, error_body
+from app.services import residents
+from app.services.residents import Principal
 
 auth = HTTPTokenAuth(scheme="Bearer", description="An access token from /api/v1/auth (15 minutes).")
 
@@ -18,7 +19,7 @@ auth = HTTPTokenAuth(scheme="Bearer", description="An access token from /api/v1/
 @auth.verify_token
 def _verify(token: str | None) -> Principal:
     # Raises the specific reason (missing, expired, revoked...) in the common error body.
-    return resident_auth.authenticate(access_token=token)
+    return residents.authenticate(access_token=token)
 
 
 @auth.error_processor

@@ -2,14 +2,21 @@
 alert history, and the family members a resident authorises."""
 from __future__ import annotations
 
-from app.api.v1 import bp
+from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, current, idempotent
 from app.api.v1.schemas import (
-    AlertsPage, ChainIn, ChainOut, DelegateEnvelope, DelegateIn, DelegatesOut, ManagedListOut, PageQuery,
+    AlertsPage,
+    ChainIn,
+    ChainOut,
+    DelegateEnvelope,
+    DelegateIn,
+    DelegatesOut,
+    ManagedListOut,
+    PageQuery,
 )
+from app.core.pagination import page_query
 from app.models import HelpAlert
-from app.services import resident_help
-from app.services.pagination import page_query
+from app.services import help as help_service
 
 TAG = "Mobile: help"
 PERSON = "/help/residents/<int:resident_id>"
@@ -22,7 +29,7 @@ PERSON = "/help/residents/<int:resident_id>"
 def managed():
     me = current().resident_id
     return {"residents": [{"id": r.id, "name": r.name, "is_self": r.id == me}
-                          for r in resident_help.manageable(actor_id=me)]}
+                          for r in help_service.manageable(actor_id=me)]}
 
 
 @bp.get(f"{PERSON}/contacts")
@@ -30,7 +37,7 @@ def managed():
 @bp.output(ChainOut)
 @bp.doc(summary="The contact chain, in calling order", tags=[TAG], responses=[404])
 def chain(resident_id: int):
-    return {"contacts": resident_help.contacts(actor_id=current().resident_id, resident_id=resident_id)}
+    return {"contacts": help_service.contacts(actor_id=current().resident_id, resident_id=resident_id)}
 
 
 @bp.put(f"{PERSON}/contacts")
@@ -41,7 +48,7 @@ def chain(resident_id: int):
 @bp.doc(summary="Replace the whole chain, in calling order (ids keep a contact's history)", tags=[TAG],
         responses=[404, 422])
 def replace_chain(resident_id: int, body):
-    return {"contacts": resident_help.replace_contacts(actor_id=current().resident_id, resident_id=resident_id,
+    return {"contacts": help_service.replace_contacts(actor_id=current().resident_id, resident_id=resident_id,
                                                        contacts=body["contacts"])}
 
 
@@ -51,10 +58,10 @@ def replace_chain(resident_id: int, body):
 @bp.output(AlertsPage)
 @bp.doc(summary="The resident's help alerts, newest first", tags=[TAG], responses=[404, 422])
 def alerts(resident_id: int, query):
-    page = page_query(resident_help.alerts_of(actor_id=current().resident_id, resident_id=resident_id),
+    page = page_query(help_service.alerts_of(actor_id=current().resident_id, resident_id=resident_id),
                       scope=f"alerts:{resident_id}", columns=(HelpAlert.created_at, HelpAlert.id), descending=True,
                       cursor=query.get("cursor"), limit=query["limit"])
-    return {"alerts": [{**_alert(a), "accepted_by": resident_help.accepted_by(a)} for a in page.items],
+    return {"alerts": [{**_alert(a), "accepted_by": help_service.accepted_by(a)} for a in page.items],
             "next_cursor": page.next_cursor}
 
 
@@ -63,7 +70,7 @@ def alerts(resident_id: int, query):
 @bp.output(DelegatesOut)
 @bp.doc(summary="Family members the resident authorised to manage their help", tags=[TAG])
 def delegates():
-    return {"delegates": resident_help.delegates(resident_id=current().resident_id)}
+    return {"delegates": help_service.delegates(resident_id=current().resident_id)}
 
 
 @bp.post("/help/delegates")
@@ -74,7 +81,7 @@ def delegates():
 @bp.doc(summary="Authorise a family member by phone (they sign in with that phone)", tags=[TAG],
         responses=[409, 422])
 def add_delegate(body):
-    return {"delegate": resident_help.add_delegate(resident_id=current().resident_id, **body)}
+    return {"delegate": help_service.add_delegate(resident_id=current().resident_id, **body)}
 
 
 @bp.delete("/help/delegates/<int:delegate_id>")
@@ -83,7 +90,7 @@ def add_delegate(body):
 @bp.output({}, status_code=204)
 @bp.doc(summary="Withdraw a family member's authorisation", tags=[TAG], responses=[404])
 def remove_delegate(delegate_id: int):
-    resident_help.remove_delegate(resident_id=current().resident_id, delegate_id=delegate_id)
+    help_service.remove_delegate(resident_id=current().resident_id, delegate_id=delegate_id)
     return ""
 
 

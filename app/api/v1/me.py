@@ -1,11 +1,11 @@
 """The signed-in resident: profile, linked channels, notification preference, linking WeChat or a phone."""
 from __future__ import annotations
 
-from app.api.v1 import bp
+from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, client_ip, current, idempotent
 from app.api.v1.schemas import CodeSentOut, MeOut, MePatch, PhoneConfirmIn, PhoneLinkIn, WeChatCodeIn, mask_phone
-from app.services import resident_profile
-from app.services.identities import CODE_TTL
+from app.services import residents
+from app.services.residents import CODE_TTL
 
 TAG = "Mobile: me"
 
@@ -25,7 +25,7 @@ def me():
 @bp.output(MeOut)
 @bp.doc(summary="Edit name, address, or the channel notices try first", tags=[TAG], responses=[422])
 def edit_me(body):
-    resident_profile.update_profile(resident_id=current().resident_id, **body)
+    residents.update_profile(resident_id=current().resident_id, **body)
     return _me(current().resident_id)
 
 
@@ -37,7 +37,7 @@ def edit_me(body):
 @bp.doc(summary="Link the WeChat user who authorised the H5 page to this resident", tags=[TAG],
         responses=[401, 409, 503])
 def link_wechat(body):
-    resident_profile.link_wechat(resident_id=current().resident_id, code=body["code"], state=body["state"])
+    residents.link_wechat(resident_id=current().resident_id, code=body["code"], state=body["state"])
     return _me(current().resident_id)
 
 
@@ -48,7 +48,7 @@ def link_wechat(body):
 @bp.output(CodeSentOut, status_code=202)
 @bp.doc(summary="Text a code to a phone to link it (a WeChat-first resident)", tags=[TAG], responses=[422, 429])
 def link_phone(body):
-    phone = resident_profile.request_phone_link(resident_id=current().resident_id, phone=body["phone"],
+    phone = residents.request_phone_link(resident_id=current().resident_id, phone=body["phone"],
                                                 client_ip=client_ip())
     return {"phone": mask_phone(phone), "expires_in": int(CODE_TTL.total_seconds())}
 
@@ -60,13 +60,13 @@ def link_phone(body):
 @bp.output(MeOut)
 @bp.doc(summary="Confirm the phone link with the texted code", tags=[TAG], responses=[409, 422, 429])
 def confirm_phone(body):
-    resident_profile.confirm_phone_link(resident_id=current().resident_id, code=body["code"], client_ip=client_ip())
+    residents.confirm_phone_link(resident_id=current().resident_id, code=body["code"], client_ip=client_ip())
     return _me(current().resident_id)
 
 
 def _me(resident_id: int):
-    resident = resident_profile.get_profile(resident_id=resident_id)
-    linked = resident_profile.linked_channels(resident_id=resident_id)
+    resident = residents.get_profile(resident_id=resident_id)
+    linked = residents.linked_channels(resident_id=resident_id)
     channels = [{"channel": channel, "linked": address is not None,
                  "address": mask_phone(address) if channel == "sms" else None}
                 for channel, address in linked.items()]

@@ -11,13 +11,14 @@ from apiflask.validators import Length, OneOf, Range
 from flask import url_for
 
 from app.api.schemas.booking import AppointmentOut, AppointmentsQuery, LocalDateTime
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.models.help import CONTACT_RELATIONS
 from app.models.mobile import REQUEST_CATEGORIES
 from app.models.residents import CHANNELS
-from app.services.help_devices import MAX_CHAIN
-from app.services.help_listing import STATUS_LABELS as ALERT_LABELS
-from app.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.services.resident_requests import CATEGORY_LABELS, MAX_PHOTOS, RATABLE
+from app.services.help import MAX_CHAIN
+from app.services.help import STATUS_LABELS as ALERT_LABELS
+from app.services.tickets import MAX_PHOTOS, RATABLE
+from app.services.tickets import REQUEST_CATEGORY_LABELS as CATEGORY_LABELS
 from app.services.tickets import STATUS_LABELS as TICKET_LABELS
 
 _PAGE = {"description": "the next page's cursor; null on the last page"}

@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from app.errors import NotFound, ValidationFailed
-from app.extensions import db
+from app.core.errors import NotFound, ValidationFailed
+from app.core.extensions import db
 from app.models import Community
 from app.models.base import utcnow
+from app.services.reports.intents import classify_later  # noqa: F401  (the conversations domain queues intents)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_DAYS = 30

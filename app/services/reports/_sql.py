@@ -9,7 +9,7 @@ from sqlalchemy import Date, Float, Integer, and_, case, cast, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Community, Resident, Street
 
 

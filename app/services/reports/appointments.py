@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Appointment, Department, Hospital
 from app.services.reports._sql import count_if, ratio, scoped_resident_ids
 from app.services.reports.export import Section, percent

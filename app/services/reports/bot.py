@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import and_, case, func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import FaqArticle, Ticket
 from app.services.reports import rollup
 from app.services.reports._sql import count_if, in_range, local_day, ratio

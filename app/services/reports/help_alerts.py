@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, or_, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import HelpAlert, HelpContact, Resident
-from app.services.help_texts import OUTCOMES
+from app.services.help import OUTCOMES
 from app.services.reports._sql import in_range, percentiles, scoped_resident_ids, seconds_between
 from app.services.reports.export import Section, minutes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, or_, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Ticket
 from app.services.reports._sql import count_if, local_day, ratio
 from app.services.reports.export import Section, percent

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Conversation, ConversationDay, Message, RollupWatermark
 from app.models.base import utcnow
 from app.services.reports._sql import count_if, is_postgres, local_day, scoped_resident_ids

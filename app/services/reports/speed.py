@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, or_, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Staff, Ticket
 from app.models.tickets import TICKET_PRIORITIES
 from app.services.reports._sql import count_if, percentiles, ratio, seconds_between

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Conversation, Message
 from app.services.reports._sql import in_range, scoped_resident_ids
 

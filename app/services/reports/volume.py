@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.core.extensions import db
 from app.models import Conversation, HelpAlert, Ticket
 from app.services.reports import rollup
 from app.services.reports._sql import in_range, local_day, scoped_resident_ids

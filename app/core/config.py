@@ -1,0 +1,170 @@
+"""Configuration read from environment variables, with safe defaults for a laptop."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+from flask import current_app
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+# Secrets that a production deployment must set explicitly; a default would be a hole.
+PRODUCTION_SECRETS = ("SECRET_KEY", "BOT_SERVICE_TOKEN", "WECHAT_TOKEN", "TWILIO_AUTH_TOKEN")
+
+
+@dataclass
+class Settings:
+    """Every setting of the app; names match the environment variables (a deployment contract)."""
+
+    ENV: str = "development"
+    DATABASE_URL: str = "sqlite:///instance/linli.db"
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    RASA_URL: str = "http://127.0.0.1:5005"
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    SECRET_KEY: str = "dev-secret-change-me"
+    BOT_SERVICE_TOKEN: str = "dev-bot-token"
+    WECHAT_TOKEN: str = "linli-dev-token"
+    WECHAT_APP_ID: str = ""
+    WECHAT_SECRET: str = ""
+    WECHAT_AES_KEY: str = ""
+    WECHAT_API_BASE: str = "https://api.weixin.qq.com/cgi-bin/"
+    TWILIO_ACCOUNT_SID: str = ""
+    TWILIO_AUTH_TOKEN: str = ""
+    TWILIO_FROM: str = ""
+    TWILIO_API_BASE: str = "https://api.twilio.com"
+    # Seconds the WeChat webhook waits for the bot before answering "success" (WeChat gives up at 5).
+    WECHAT_REPLY_BUDGET: float = 4.0
+    # Seconds the SMS webhook waits for the bot (its replies go by the outbox); a later answer is sent when it comes.
+    SMS_BOT_WAIT: float = 4.0
+    # After an answer misses its wait, webhooks of that process stop waiting for the bot for this long (bot_wait.py).
+    BOT_BEHIND_SECONDS: float = 30.0
+    BOT_TIMEOUT: float = 10.0
+    SIMULATOR_ENABLED: bool = False
+    BOOKING_RELEASE_DAYS: int = 7
+    BOOKING_RELEASE_TIME: str = "08:00"  # Asia/Shanghai
+    BOOKING_CANCEL_DEADLINE: str = "15:00"  # the day before the visit
+    BOOKING_REMINDER_EVENING: str = "18:00"
+    BOOKING_MAX_ACTIVE: int = 3
+    SENDER_RATE_LIMIT: str = "20/minute"  # per resident address; the first message always gets through
+    BOT_THREADS: int = 32  # bot turns running at once per web process
+    OUTBOX_RETRY_BASE_SECONDS: float = 5.0  # exponential backoff base, at most 6 attempts
+    OUTBOX_SEND_LEASE_SECONDS: float = 60.0  # a row "sending" longer than this is taken back by the sweeper
+    OUTBOX_SWEEP_GRACE_SECONDS: float = 30.0
+    TIMEZONE: str = "Asia/Shanghai"
+    # The resident mobile API (/api/v1, docs/mobile-api.md).
+    MOBILE_ACCESS_TOKEN_SECONDS: int = 900
+    MOBILE_REFRESH_TOKEN_DAYS: int = 30
+    MOBILE_CODE_RESEND_SECONDS: int = 60
+    MOBILE_CODES_PER_PHONE_HOUR: int = 5
+    MOBILE_CODES_PER_IP_HOUR: int = 20
+    MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR: int = 10
+    MOBILE_SIGN_IN_TRIES_PER_IP_HOUR: int = 50
+    MOBILE_PHOTO_MAX_BYTES: int = 5 * 1024 * 1024
+    MOBILE_PHOTO_STORAGE: str = "local"  # "local" (MOBILE_UPLOAD_DIR) or "s3" (MOBILE_S3_BUCKET, MOBILE_S3_ENDPOINT)
+    MOBILE_UPLOAD_DIR: str = ""  # empty: <instance folder>/uploads
+    MOBILE_S3_BUCKET: str = ""
+    MOBILE_S3_ENDPOINT: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = os.environ.get(f.name)
+            if raw is None:
+                continue
+            if f.type in ("float", float):
+                values[f.name] = _env_float(f.name, f.default)
+            elif f.type in ("int", int):
+                values[f.name] = int(_env_float(f.name, f.default))
+            elif f.type in ("bool", bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                values[f.name] = raw.strip()
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENV == "production"
+
+    def validate(self) -> None:
+        if self.is_production:
+            defaults = {f.name: f.default for f in fields(self) if f.name != "extra"}
+            missing = [
+                name for name in PRODUCTION_SECRETS
+                if not getattr(self, name) or getattr(self, name) == defaults[name]
+            ]
+            if missing:
+                raise ConfigError("production mode needs these secrets set: " + ", ".join(missing))
+        if self.WECHAT_AES_KEY and len(self.WECHAT_AES_KEY) != 43:
+            raise ConfigError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+
+    def flask_config(self) -> dict:
+        """The mapping handed to Flask's app.config."""
+        cfg = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        cfg.update(self.extra)
+        cfg.update(
+            SQLALCHEMY_DATABASE_URI=_normalise_db_url(self.DATABASE_URL),
+            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self.DATABASE_URL),
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=self.is_production,
+            REMEMBER_COOKIE_SECURE=self.is_production,
+            MAX_CONTENT_LENGTH=1024 * 1024,
+            RATELIMIT_STORAGE_URI=self.REDIS_URL,
+            RATELIMIT_HEADERS_ENABLED=True,
+        )
+        return cfg
+
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def setting(name: str):
+    """A setting of the running app, typed as Settings declares it.
+
+    Read from the app's config (where a test or an operator may have changed it since start), with Settings'
+    default when unset; an unknown name is a KeyError, so a typo fails loudly instead of taking a default.
+    """
+    declared = _DECLARED[name]
+    value = current_app.config.get(name, declared.default)
+    kind = declared.type if isinstance(declared.type, str) else declared.type.__name__
+    return _CASTS[kind](value) if kind in _CASTS else value
+
+
+def _normalise_db_url(url: str) -> str:
+    # psycopg 3 is the installed driver; plain postgres URLs would ask SQLAlchemy for psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    # pre_ping turns a dropped PostgreSQL connection into a fresh one instead of a failed request.
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+_DECLARED = {f.name: f for f in fields(Settings) if f.name != "extra"}

@@ -1,0 +1,40 @@
+"""The booking rules' refusals, each with the stable code clients (the bot, the app) act on."""
+from __future__ import annotations
+
+from app.core.errors import Conflict, ValidationFailed
+
+
+class SlotTaken(Conflict):
+    code = "slot_taken"
+
+
+class SlotNotReleased(Conflict):
+    code = "slot_not_released"
+
+
+class SlotInPast(Conflict):
+    code = "slot_in_past"
+
+
+class DailyLimit(Conflict):
+    code = "daily_limit"
+
+
+class TooManyActive(Conflict):
+    code = "too_many_active"
+
+
+class PastDeadline(Conflict):
+    code = "past_deadline"
+
+
+class BookingSuspended(Conflict):
+    code = "booking_suspended"
+
+
+class InvalidIdNumber(ValidationFailed):
+    code = "invalid_id_number"
+
+
+class NoPatient(ValidationFailed):
+    code = "no_patient"

@@ -1,0 +1,20 @@
+"""Booking jobs: the reminder sweeper (the database, not a scheduled job, is the schedule) and slot generation."""
+from __future__ import annotations
+
+from datetime import date
+
+from app.core.config import setting
+from app.core.tasks import job
+from app.services.booking import reminders, slots
+
+
+@job("booking.sweep_reminders", every=60)
+def sweep_booking_reminders() -> int:
+    """Queue every due appointment reminder."""
+    return reminders.send_due_reminders()
+
+
+@job("booking.generate_upcoming_slots", every=3600)
+def generate_upcoming_slots() -> int:
+    """Make sure slots exist for the release window plus a week of margin."""
+    return slots.generate_slots(start=date.today(), days=setting("BOOKING_RELEASE_DAYS") + 7)

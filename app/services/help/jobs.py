@@ -1,0 +1,27 @@
+"""Help-alert jobs on the `escalation` queue: one step of an alert, the sweeper, contact notices."""
+from __future__ import annotations
+
+from app.core.tasks import job
+from app.services.help import escalation, notices
+
+
+@job("help.advance_alert", queue="escalation")
+def advance_alert(alert_id: int, round_: int, step: int) -> bool:
+    """Move the alert on from (round, step); a stale or repeated job finds it moved and does nothing."""
+    return escalation.advance(alert_id=alert_id, round=round_, step=step)
+
+
+@job("help.sweep_alerts", queue="escalation", every=15)
+def sweep_help_alerts() -> dict:
+    """The safety net: lost jobs, a dead worker or a flushed Redis delay an alert by one period at most."""
+    return escalation.sweep()
+
+
+@job("help.tell_contacts_taken", queue="escalation")
+def tell_contacts_taken(alert_id: int) -> int:
+    return notices.tell_contacts_taken_now(alert_id=alert_id)
+
+
+@job("help.send_contact_sms", queue="escalation")
+def send_contact_sms_job(phone: str, body: str) -> None:
+    notices.send_contact_sms(phone=phone, body=body)

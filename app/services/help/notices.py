@@ -1,0 +1,110 @@
+"""Messages around an alert that are not escalation attempts: the resident's notices and the contacts' news."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from app.core import tasks, transports
+from app.core.errors import NotFound
+from app.core.extensions import db
+from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
+from app.services import outbox
+from app.services.help import texts
+from app.services.help.events import record
+
+log = logging.getLogger(__name__)
+
+
+def tell_resident(*, alert_id: int, body: str, key: str) -> bool:
+    """Queue a notice to the resident on their own channel (outbox), once per alert and key.
+
+    Never raises: it runs after an acceptance or a step is committed, and a failing notice must not
+    turn a won acceptance into an error the contact hears, nor stop the chain.
+    """
+    try:
+        return _tell_resident(alert_id, body, key)
+    except Exception:  # noqa: BLE001
+        log.exception("could not queue the notice %r of alert %s", key, alert_id)
+        db.session.rollback()
+        alert = db.session.get(HelpAlert, alert_id)
+        record(alert.ticket_id, f"通知居民失败（系统错误）：{body}")
+        db.session.commit()
+        return False
+
+
+def _tell_resident(alert_id: int, body: str, key: str) -> bool:
+    alert = db.session.get(HelpAlert, alert_id)
+    resident = db.session.get(Resident, alert.resident_id)
+    other = "sms" if resident.preferred_channel == "wechat" else "wechat"
+    for channel in (resident.preferred_channel, other):
+        try:
+            conversation = outbox.conversation_for(resident_id=resident.id, channel=channel)
+        except NotFound:
+            continue
+        outbox.queue_message(conversation_id=conversation.id, body=body, kind="notice",
+                             dedup_key=f"help:{alert_id}:{key}", ticket_id=alert.ticket_id)
+        return True
+    record(alert.ticket_id, f"无法通知居民（没有微信或短信身份）：{body}")
+    db.session.commit()
+    return False
+
+
+def winner_name(alert: HelpAlert) -> str:
+    if alert.accepted_contact_id:
+        return db.session.get(HelpContact, alert.accepted_contact_id).name
+    if alert.accepted_staff_id:
+        return "街道工作人员" + db.session.get(Staff, alert.accepted_staff_id).display_name
+    return "工作人员"
+
+
+def queue_acceptance_news(alert_id: int) -> None:
+    """After a commit that accepted the alert: resident told who is coming, contacts told it is taken."""
+    alert = db.session.get(HelpAlert, alert_id)
+    tell_resident(alert_id=alert_id, body=texts.resident_coming(winner_name(alert)), key="accepted")
+    if not tasks.later("help.tell_contacts_taken", alert_id=alert_id, job_id=f"help-{alert_id}-taken"):
+        tell_contacts_taken_now(alert_id=alert_id)
+
+
+def tell_contacts_taken_now(*, alert_id: int) -> int:
+    """SMS (or WeChat) every other contact already reached that the alert is taken; the winner by SMS a recap."""
+    alert = db.session.get(HelpAlert, alert_id)
+    resident = db.session.get(Resident, alert.resident_id)
+    winner = winner_name(alert)
+    reached = db.session.execute(
+        select(EscalationStep.contact_id, EscalationStep.channel, EscalationStep.to_address, EscalationStep.id)
+        .where(EscalationStep.alert_id == alert_id,
+               EscalationStep.status.notin_(("pending", "skipped", "send_failed")))
+        .order_by(EscalationStep.id)
+    ).all()
+    winner_phone = None
+    if alert.accepted_contact_id:
+        winner_phone = db.session.get(HelpContact, alert.accepted_contact_id).phone
+    told: set[str] = set()
+    for contact_id, channel, address, _ in reached:
+        if address in told or (contact_id == alert.accepted_contact_id and contact_id is not None):
+            continue
+        if channel in ("voice", "sms") and address == winner_phone:
+            continue
+        told.add(address)
+        body = texts.sms_taken(resident, winner)
+        _send_quietly(channel, address, body)
+    if winner_phone and alert.accepted_via == "sms":
+        _send_quietly("sms", winner_phone, texts.sms_confirm_winner(resident))
+    return len(told)
+
+
+def send_contact_sms(*, phone: str, body: str) -> None:
+    _send_quietly("sms", phone, body)
+
+
+def _send_quietly(channel: str, address: str, body: str) -> None:
+    # News about an alert is a courtesy; a failure is logged, it must not undo or block the acceptance.
+    out = transports.get()
+    try:
+        if channel == "wechat":
+            out.wechat.send_text(address, body)
+        else:
+            out.twilio.send_sms(address, body)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("help notice to %s by %s failed: %s", address, channel, exc)

@@ -1,0 +1,1 @@
+"""Housekeeping: expired records that only take space (its jobs only)."""
