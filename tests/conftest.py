@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from flask_migrate import upgrade
@@ -9,9 +10,16 @@ from sqlalchemy import text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
+from app.core import transports
 from app.core.extensions import db
 from app.services.conversations import bot_wait
+from integrations.rasa import RasaRestClient
+from integrations.twilio import RecordingTwilioTransport
+from integrations.wechat import RecordingWeChatSender
+from tests.factories import StreetFactory
+from tests.helpers.wechat import RasaStub
 from tests.servers import free_port  # noqa: F401 (imported from here by many tests)
+from tests.stubs.fixtures import stub_redis, twilio_stub, wechat_stub  # noqa: F401 (fixtures for every test folder)
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -130,3 +138,71 @@ def client(app, request):
     if "committed" not in request.fixturenames:
         request.getfixturevalue("session")
     return app.test_client()
+
+
+# --- transports and a bot stub (channel, help and reliability tests) -------------------------------------
+
+@pytest.fixture
+def rasa(app):
+    """A Rasa stub wired in as the app's bot; restored afterwards."""
+    stub = RasaStub()
+    previous = transports.use(app).bot
+    transports.use(app, bot=RasaRestClient(stub.url))
+    yield stub
+    transports.use(app, bot=previous)
+    stub.stop()
+
+
+@pytest.fixture
+def slow_bot(app, rasa, monkeypatch):
+    """The Rasa stub slower than the webhook's budget: "success" first, the answer through the outbox after."""
+    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
+    rasa.delay = 1.0
+    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
+    return rasa
+
+
+@pytest.fixture
+def recorders(app):
+    """Recording WeChat and Twilio transports for the app; restored afterwards."""
+    current = transports.use(app)
+    previous = (current.wechat, current.twilio)
+    wechat, twilio = RecordingWeChatSender(), RecordingTwilioTransport()
+    transports.use(app, wechat=wechat, twilio=twilio)
+    yield wechat, twilio
+    transports.use(app, wechat=previous[0], twilio=previous[1])
+
+
+# Tests that go through the webhook use real commits and empty every table afterwards: the requests run
+# in their own app contexts and sessions, as they do in production.
+@pytest.fixture
+def web(app, committed):
+    return app.test_client()
+
+
+@pytest.fixture
+def street(committed):
+    street = StreetFactory()
+    db.session.commit()
+    return street
+
+
+@pytest.fixture
+def help_db(app):
+    truncate_all(app)
+    with app.app_context():
+        yield db.session
+        db.session.remove()
+    truncate_all(app)
+
+
+@pytest.fixture
+def recorder(app):
+    """Recording transports for the shared app, put back afterwards so other tests keep theirs."""
+    with app.app_context():
+        previous = transports.get()
+        saved = (previous.twilio, previous.wechat)
+    twilio, wechat = RecordingTwilioTransport(), RecordingWeChatSender()
+    transports.use(app, twilio=twilio, wechat=wechat)
+    yield SimpleNamespace(twilio=twilio, wechat=wechat)
+    transports.use(app, twilio=saved[0], wechat=saved[1])

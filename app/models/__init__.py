@@ -18,7 +18,8 @@ from app.models.tickets import CannedReply, Staff, Ticket, TicketEvent
 
 __all__ = [
     "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "ConversationDay", "Department",
-    "Doctor", "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDevice", "HelpPress", "Hospital",
-    "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "Resident", "RollupWatermark", "Schedule", "Slot",
-    "Staff", "Street", "Ticket", "TicketEvent",
+    "Doctor", "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDelegate", "HelpDevice", "HelpPress",
+    "Hospital", "IdempotencyRecord", "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "RefreshToken",
+    "RequestPhoto", "Resident", "ResidentRequest", "ResidentSession", "RollupWatermark", "Schedule", "SignInCode",
+    "Slot", "Staff", "Street", "Ticket", "TicketEvent",
 ]

@@ -23,7 +23,7 @@ from tests.factories import (
     ResidentFactory,
     SlotFactory,
 )
-from tests.integration.test_wechat_support import plain_query, text_xml
+from tests.helpers.wechat import plain_query, text_xml
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _msg_ids = count(int(time.time() * 1000))

@@ -13,13 +13,12 @@ from app.services.delivery.jobs import deliver_outbound
 from app.services.tickets import lifecycle as tickets
 from tests.conftest import make_test_app, truncate_all
 from tests.e2e.conftest import ARTIFACTS, served
-from tests.stubs.fixtures import wechat_stub  # noqa: F401  (fixture)
 
 OPENID = "o_demo_wang"  # a seeded WeChat resident (王小明)
 
 
 @pytest.fixture
-def live_app(app, wechat_stub):  # noqa: F811
+def live_app(app, wechat_stub):
     """The app on a real port, sending 客服 messages to the WeChat stub; the demo data seeded and removed after."""
     live = make_test_app(SIMULATOR_ENABLED=True, WECHAT_APP_ID=wechat_stub.app_id, WECHAT_SECRET=wechat_stub.secret,
                          WECHAT_API_BASE=wechat_stub.api_base, BOT_TIMEOUT=2.0)
@@ -63,7 +62,7 @@ def sent_to_stub(stub, openid) -> list[str]:
             and (c["response"] or {}).get("errcode") == 0]
 
 
-def test_a_resident_is_answered_by_staff_and_asked_for_a_rating(live_app, chromium, wechat_stub):  # noqa: F811
+def test_a_resident_is_answered_by_staff_and_asked_for_a_rating(live_app, chromium, wechat_stub):
     base = live_app.base_url
     from playwright.sync_api import expect
     resident = chromium.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN").new_page()

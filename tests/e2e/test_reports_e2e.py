@@ -7,7 +7,7 @@ import pytest
 from app.core.extensions import db
 from tests.conftest import make_test_app, truncate_all
 from tests.e2e.conftest import ARTIFACTS, served
-from tests.integration.test_reports_support import build
+from tests.helpers.reports import build
 
 # A canvas counts as drawn when it has a size and some pixels that are not transparent.
 CANVAS_DRAWN = """(box) => {

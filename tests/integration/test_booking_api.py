@@ -218,3 +218,18 @@ def test_every_booking_route_is_in_the_openapi_document(app, client):
                  "/api/booking/residents/{resident_id}/appointments/{appointment_id}/reschedule",
                  "/api/booking/appointments/{appointment_id}/noshow"):
         assert path in paths, path
+
+
+def test_the_old_booking_api_says_it_is_deprecated_and_names_its_successor(client, slot):
+    """/api/booking predates /api/v1: every answer, refusals included, and the OpenAPI document say so."""
+    answered = client.get("/api/booking/departments", headers=AUTH)
+    refused = client.get("/api/booking/departments")  # no service token
+    assert answered.status_code == 200 and refused.status_code == 401
+    for response in (answered, refused):
+        assert response.headers["Deprecation"] == "true"
+        assert response.headers["Link"] == '</api/v1>; rel="successor-version"'
+    assert "Deprecation" not in client.get("/api/internal/departments", headers=AUTH).headers
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert all(op.get("deprecated") for path, ops in paths.items() if path.startswith("/api/booking/")
+               for op in ops.values())
+    assert not any(op.get("deprecated") for op in paths["/api/internal/slots"].values())

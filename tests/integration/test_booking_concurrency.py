@@ -17,7 +17,7 @@ from app.core.extensions import db
 from app.models import Appointment
 from app.services.booking import appointments as booking
 from tests.factories import PatientFactory, ResidentFactory
-from tests.integration.test_booking_support import NOW, assert_slot_consistent, clinic
+from tests.helpers.booking import NOW, assert_slot_consistent, clinic
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,7 +16,7 @@ from app.core.extensions import db
 from app.models import Appointment
 from app.services.booking import appointments as booking
 from tests.factories import DepartmentFactory, PatientFactory, ResidentFactory, SlotFactory
-from tests.integration.test_booking_support import DAY, NOW, assert_slot_consistent
+from tests.helpers.booking import DAY, NOW, assert_slot_consistent
 
 PATIENTS = 4
 # Two slots on DAY and one the day after, all small, in one department: the daily rule and full

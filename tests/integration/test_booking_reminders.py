@@ -12,7 +12,7 @@ from app.services.booking import appointments as booking
 from app.services.booking import reminders as booking_reminders
 from app.services import outbox
 from tests.factories import ChannelIdentityFactory, PatientFactory, ResidentFactory, local_dt
-from tests.integration.test_booking_support import DAY, NOW, clinic, resident_with_patient
+from tests.helpers.booking import DAY, NOW, clinic, resident_with_patient
 
 EVENING = local_dt(DAY - timedelta(days=1), time(18, 0))
 

@@ -10,14 +10,7 @@ from app.core.extensions import db
 from app.services.booking import appointments as booking
 from app.services.booking import attendance as booking_attendance
 from tests.factories import DepartmentFactory, PatientFactory, SlotFactory, local_dt
-from tests.integration.test_booking_support import (
-    DAY,
-    NOW,
-    active_count,
-    assert_slot_consistent,
-    clinic,
-    resident_with_patient,
-)
+from tests.helpers.booking import DAY, NOW, active_count, assert_slot_consistent, clinic, resident_with_patient
 
 
 def _refused(code: str, call, **kwargs):

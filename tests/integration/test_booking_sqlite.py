@@ -10,7 +10,7 @@ from app.core.extensions import db
 from app.models import Appointment
 from tests.conftest import sqlite_app_for, truncate_all
 from tests.integration.test_booking_concurrency import _book, _race, _residents
-from tests.integration.test_booking_support import assert_slot_consistent, clinic
+from tests.helpers.booking import assert_slot_consistent, clinic
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,15 +9,7 @@ from sqlalchemy import select
 from app.core.extensions import db
 from app.models import Message, OutboundMessage
 from tests.integration.test_sms_webhook import PHONE, signed_post, sms, twilio_token  # noqa: F401 (fixture)
-from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    plain_query,
-    rasa,
-    recorders,
-    slow_bot,
-    street,
-    text_xml,
-    web,
-)
+from tests.helpers.wechat import plain_query, text_xml
 from tests.reliability.support import wait_until
 
 

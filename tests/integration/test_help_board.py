@@ -10,8 +10,8 @@ from app.core.extensions import db
 from app.models import HelpAlert, Ticket
 from app.services.help import alerts as help_service
 from tests.factories import ConversationFactory, StaffFactory
-from tests.integration.test_help_support import call_requests, drain, served, twilio_stub  # noqa: F401
-from tests.unit.test_help_support import help_db, make_chain  # noqa: F401
+from tests.helpers.help_calls import call_requests, drain
+from tests.helpers.help import make_chain
 
 
 def _login(client, staff_id: int) -> str:
@@ -23,7 +23,7 @@ def _login(client, staff_id: int) -> str:
     return re.search(r'name="csrf-token" content="([^"]+)"', page.get_data(as_text=True)).group(1)
 
 
-def test_the_board_shows_only_the_staff_members_street_and_its_actions_work(help_db, served, twilio_stub):  # noqa: F811
+def test_the_board_shows_only_the_staff_members_street_and_its_actions_work(help_db, served, twilio_stub):
     help_app, _ = served
     with help_app.app_context():
         elder, contacts = make_chain(n=2, channels="voice")
@@ -73,7 +73,7 @@ def test_the_board_shows_only_the_staff_members_street_and_its_actions_work(help
     assert client.get("/console/help/alerts.json").get_json()["alerts"] == []
 
 
-def test_the_board_flags_the_alarm_when_the_chain_ran_out(help_db, served, twilio_stub):  # noqa: F811
+def test_the_board_flags_the_alarm_when_the_chain_ran_out(help_db, served, twilio_stub):
     help_app, _ = served
     with help_app.app_context():
         elder, _ = make_chain(n=1, channels="voice")
@@ -91,7 +91,7 @@ def test_the_board_flags_the_alarm_when_the_chain_ran_out(help_db, served, twili
     assert "报警" in client.get("/console/help/alerts").get_data(as_text=True)
 
 
-def test_the_bot_raises_help_for_the_sender_and_a_second_request_joins(help_db, served, twilio_stub):  # noqa: F811
+def test_the_bot_raises_help_for_the_sender_and_a_second_request_joins(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, _ = make_chain(n=1)
@@ -108,7 +108,7 @@ def test_the_bot_raises_help_for_the_sender_and_a_second_request_joins(help_db, 
     del conversation
 
 
-def test_voice_webhooks_without_a_valid_twilio_signature_are_refused(help_db, served, twilio_stub):  # noqa: F811
+def test_voice_webhooks_without_a_valid_twilio_signature_are_refused(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, _ = make_chain(n=1, channels="voice")

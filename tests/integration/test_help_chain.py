@@ -10,19 +10,11 @@ from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, OutboundMessage, TicketEvent
 from app.services.help import alerts as help_service
 from tests.factories import ChannelIdentityFactory
-from tests.integration.test_help_support import (  # noqa: F401
-    call_requests,
-    drain,
-    gather_url,
-    help_db,
-    press,
-    served,
-    twilio_stub,
-)
-from tests.unit.test_help_support import make_chain, make_device
+from tests.helpers.help_calls import call_requests, drain, gather_url, press
+from tests.helpers.help import make_chain, make_device
 
 
-def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help_db, served, twilio_stub):  # noqa: F811
+def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, contacts = make_chain(n=4, channels="voice")
@@ -81,7 +73,7 @@ def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help
     assert len(call_requests(twilio_stub)) == 3
 
 
-def test_voicemail_answering_is_not_acceptance_and_press_2_passes(help_db, served, twilio_stub):  # noqa: F811
+def test_voicemail_answering_is_not_acceptance_and_press_2_passes(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, contacts = make_chain(n=3, channels="voice")
@@ -104,7 +96,7 @@ def test_voicemail_answering_is_not_acceptance_and_press_2_passes(help_db, serve
         assert (alert.status, alert.step) == ("escalating", 3)
 
 
-def test_sms_reply_1_from_a_contact_accepts_and_a_late_one_is_told_it_is_taken(help_db, served, twilio_stub):  # noqa: F811
+def test_sms_reply_1_from_a_contact_accepts_and_a_late_one_is_told_it_is_taken(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, contacts = make_chain(n=3, channels="sms")
@@ -129,7 +121,7 @@ def test_sms_reply_1_from_a_contact_accepts_and_a_late_one_is_told_it_is_taken(h
         assert help_service.accept_by_sms(from_phone=phone, text="1")
 
 
-def test_two_contacts_accepting_at_the_same_moment_only_one_wins(help_db, served, twilio_stub):  # noqa: F811
+def test_two_contacts_accepting_at_the_same_moment_only_one_wins(help_db, served, twilio_stub):
     help_app, base = served
     for attempt_no in range(5):
         with help_app.app_context():

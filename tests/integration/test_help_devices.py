@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from app.core.extensions import db
 from app.models import HelpAlert, HelpPress
 from app.services.help import devices as help_devices
-from tests.integration.test_help_support import call_requests, drain, press, served, twilio_stub  # noqa: F401
-from tests.unit.test_help_support import help_db, make_chain, make_device  # noqa: F401
+from tests.helpers.help_calls import call_requests, drain, press
+from tests.helpers.help import make_chain, make_device
 
 
 def _setup(help_app):
@@ -19,7 +19,7 @@ def _setup(help_app):
         return make_device(elder.id)
 
 
-def test_a_forged_signature_is_refused_with_401_and_nothing_is_raised(help_db, served, twilio_stub):  # noqa: F811
+def test_a_forged_signature_is_refused_with_401_and_nothing_is_raised(help_db, served, twilio_stub):
     help_app, base = served
     uid, secret = _setup(help_app)
     forged = press(base, uid, secret, "p-1", signature=help_devices.sign("not-the-secret", uid, "p-1", int(time.time())))
@@ -31,7 +31,7 @@ def test_a_forged_signature_is_refused_with_401_and_nothing_is_raised(help_db, s
         assert db.session.scalar(select(func.count(HelpAlert.id))) == 0
 
 
-def test_a_replayed_request_with_a_stale_timestamp_is_refused_with_403(help_db, served, twilio_stub):  # noqa: F811
+def test_a_replayed_request_with_a_stale_timestamp_is_refused_with_403(help_db, served, twilio_stub):
     help_app, base = served
     uid, secret = _setup(help_app)
     stale = press(base, uid, secret, "p-1", timestamp=int(time.time()) - 301)
@@ -41,7 +41,7 @@ def test_a_replayed_request_with_a_stale_timestamp_is_refused_with_403(help_db, 
     assert press(base, uid, secret, "p-3", timestamp=int(time.time()) - 200).status_code == 201
 
 
-def test_an_oversized_or_malformed_body_is_refused(help_db, served, twilio_stub):  # noqa: F811
+def test_an_oversized_or_malformed_body_is_refused(help_db, served, twilio_stub):
     help_app, base = served
     uid, _ = _setup(help_app)
     big = requests.post(f"{base}/api/devices/{uid}/alerts", data="x" * 5000,
@@ -51,7 +51,7 @@ def test_an_oversized_or_malformed_body_is_refused(help_db, served, twilio_stub)
     assert bad.status_code == 422
 
 
-def test_the_same_press_id_twice_is_the_same_alert_and_another_press_joins_it(help_db, served, twilio_stub):  # noqa: F811
+def test_the_same_press_id_twice_is_the_same_alert_and_another_press_joins_it(help_db, served, twilio_stub):
     help_app, base = served
     uid, secret = _setup(help_app)
     first = press(base, uid, secret, "p-1").json()["alert"]["id"]
@@ -65,7 +65,7 @@ def test_the_same_press_id_twice_is_the_same_alert_and_another_press_joins_it(he
         assert sorted(db.session.scalars(select(HelpPress.press_id)).all()) == ["p-1", "p-2"]
 
 
-def test_chain_management_needs_the_service_token_and_keeps_order(help_db, served, twilio_stub):  # noqa: F811
+def test_chain_management_needs_the_service_token_and_keeps_order(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, _ = make_chain(n=1)

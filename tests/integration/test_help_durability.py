@@ -17,18 +17,8 @@ from app.models import EscalationStep, HelpAlert
 from app.models.base import utcnow
 from app.services.help import escalation as help_escalation
 from tests.conftest import TEST_SETTINGS
-from tests.integration.test_help_support import (  # noqa: F401
-    CALLS_PATH,
-    call_requests,
-    drain,
-    gather_url,
-    press,
-    served,
-    twilio_settings,
-    twilio_stub,
-    wait_for,
-)
-from tests.unit.test_help_support import help_db, make_chain, make_device  # noqa: F401
+from tests.helpers.help_calls import CALLS_PATH, call_requests, drain, gather_url, press, twilio_settings, wait_for
+from tests.helpers.help import make_chain, make_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,7 +29,7 @@ def _make_overdue(alert_id: int) -> None:
     db.session.commit()
 
 
-def test_a_redis_flush_mid_chain_is_resumed_by_the_sweeper(help_db, served, twilio_stub):  # noqa: F811
+def test_a_redis_flush_mid_chain_is_resumed_by_the_sweeper(help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, contacts = make_chain(n=3, channels="voice")
@@ -79,7 +69,7 @@ def _kill(worker: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_call_request_leaves_no_duplicate_call_and_the_chain_completes(
-        help_db, served, twilio_stub):  # noqa: F811
+        help_db, served, twilio_stub):
     help_app, base = served
     with help_app.app_context():
         elder, contacts = make_chain(n=3, channels="voice")

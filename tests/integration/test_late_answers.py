@@ -19,7 +19,6 @@ from app.services import conversations
 from app.services.delivery import sending as delivery
 from tests.conftest import server_env
 from tests.factories import ConversationFactory
-from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street, web  # noqa: F401 (fixtures)
 from tests.reliability.support import a_session_waits_on_a_lock, signed_wechat_query, wait_until, wechat_text
 from tests.servers import GUNICORN_SETUPS, healthy, start_gunicorn
 

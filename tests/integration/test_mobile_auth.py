@@ -11,8 +11,7 @@ from app.models import ChannelIdentity, OutboundMessage, RefreshToken, ResidentS
 from app.models.base import utcnow
 from app.services.residents import auth as resident_auth
 from tests.factories import ResidentFactory
-from tests.integration.test_mobile_support import bearer, error_code, last_code, send_code, sign_in
-from tests.stubs.fixtures import wechat_stub  # noqa: F401
+from tests.helpers.mobile import bearer, error_code, last_code, send_code, sign_in
 
 PHONE = "13800138000"
 E164 = "+8613800138000"
@@ -181,7 +180,7 @@ def test_sign_out_ends_this_session_and_sign_out_everywhere_ends_all(client, app
 # --- WeChat OAuth ----------------------------------------------------------------------------------
 
 @pytest.fixture
-def wechat_oauth(app, monkeypatch, wechat_stub):  # noqa: F811
+def wechat_oauth(app, monkeypatch, wechat_stub):
     monkeypatch.setitem(app.config, "WECHAT_APP_ID", wechat_stub.app_id)
     monkeypatch.setitem(app.config, "WECHAT_SECRET", wechat_stub.secret)
     monkeypatch.setitem(app.config, "WECHAT_API_BASE", wechat_stub.api_base)

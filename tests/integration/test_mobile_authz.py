@@ -21,7 +21,7 @@ from app.services.outbox import messages as outbox
 from app.services.residents import auth as resident_auth
 from app.services.tickets import requests as resident_requests
 from tests.factories import SlotFactory, StreetFactory
-from tests.integration.test_mobile_support import bearer, error_code, image_bytes, sign_in
+from tests.helpers.mobile import bearer, error_code, image_bytes, sign_in
 
 PUBLIC = {"mobile_v1.send_code", "mobile_v1.sign_in", "mobile_v1.wechat_url", "mobile_v1.wechat_sign_in",
           "mobile_v1.refresh"}

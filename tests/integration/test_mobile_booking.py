@@ -11,7 +11,7 @@ from app.models import Appointment, IdempotencyRecord, Slot
 from app.seed import demo_id_number
 from app.services.booking.calendar import SHANGHAI
 from tests.factories import SlotFactory
-from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in
+from tests.helpers.mobile import bearer, error_code, idem, sign_in
 
 VISIT_DAY = datetime.now(SHANGHAI).date() + timedelta(days=3)
 ID_SELF = demo_id_number("19580704", "123")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.core.extensions import db
 from app.models import HelpAlert
 from app.models.base import utcnow
-from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in
+from tests.helpers.mobile import bearer, error_code, idem, sign_in
 
 CHAIN = {"contacts": [
     {"name": "儿子", "phone": "+8613900000001", "relation": "family"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.core.extensions import db
 from app.models import ChannelIdentity
 from app.services.outbox import messages as outbox
-from tests.integration.test_mobile_support import bearer, error_code, idem, sign_in
+from tests.helpers.mobile import bearer, error_code, idem, sign_in
 
 
 def _notify(conversation_id: int, body: str) -> int:

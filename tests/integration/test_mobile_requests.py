@@ -12,7 +12,7 @@ from app.core.photo_storage import LocalDiskStorage
 from app.models import RequestPhoto, Street, Ticket, TicketEvent
 from app.services.tickets import lifecycle as tickets
 from tests.factories import StaffFactory, StreetFactory
-from tests.integration.test_mobile_support import bearer, error_code, idem, image_bytes, sign_in
+from tests.helpers.mobile import bearer, error_code, idem, image_bytes, sign_in
 
 GPS_IFD = 0x8825
 

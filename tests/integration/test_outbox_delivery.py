@@ -17,7 +17,6 @@ from app.services.outbox import messages as outbox
 from integrations.twilio import TwilioTransport
 from integrations.wechat import WeChatClientSender
 from tests.factories import ChannelIdentityFactory, ResidentFactory, StreetFactory
-from tests.stubs.fixtures import twilio_stub, wechat_stub  # noqa: F401 (fixtures)
 
 OPENID = "oOutboxResident0001"
 PHONE = "+8613800001111"

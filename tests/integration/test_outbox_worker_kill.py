@@ -23,7 +23,6 @@ from app.services.delivery import sending as delivery
 from app.services.outbox import messages as outbox
 from tests.factories import ChannelIdentityFactory, ResidentFactory
 from tests.integration.test_worker import ROOT, worker_env
-from tests.stubs.fixtures import wechat_stub  # noqa: F401 (fixture)
 
 KEFU = "/cgi-bin/message/custom/send"
 CONVERSATIONS, PER_CONVERSATION = 8, 10

@@ -18,7 +18,6 @@ from twilio.request_validator import RequestValidator
 from app.core.extensions import db
 from app.models import Message, OutboundMessage
 from tests.conftest import server_env
-from tests.integration.test_wechat_support import rasa, street  # noqa: F401 (fixtures)
 from tests.reliability.support import signed_wechat_query, wait_until, wechat_text
 from tests.servers import free_port, healthy, start_gunicorn, start_nginx
 

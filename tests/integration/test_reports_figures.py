@@ -1,11 +1,11 @@
-"""Every report figure on PostgreSQL against the hand-worked street of test_reports_support."""
+"""Every report figure on PostgreSQL against the hand-worked street of tests/helpers/reports.py."""
 from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_reports_support import CHECKS, world  # noqa: F401  (fixture)
+from tests.helpers.reports import CHECKS
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_report_figures_match_the_hand_computed_values(world, check):  # noqa: F811
+def test_report_figures_match_the_hand_computed_values(world, check):
     check(world)

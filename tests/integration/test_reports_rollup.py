@@ -19,7 +19,7 @@ from app.services.reports import intents as bot_insights
 from app.services.reports import rollup
 from integrations.rasa import ScriptedBot
 from tests.factories import ConversationFactory
-from tests.integration.test_reports_support import build, check_bot, check_volume, run, sh
+from tests.helpers.reports import build, check_bot, check_volume, run, sh
 
 # The range the hand-worked figures cover is 2024-05-01 .. 05-03; the fixture street also writes on 04-30.
 WATERMARKS = [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3), date(2024, 5, 4), date(2024, 6, 1)]

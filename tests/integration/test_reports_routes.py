@@ -8,8 +8,6 @@ import re
 
 import pytest
 
-from tests.integration.test_reports_support import world  # noqa: F401  (fixture)
-
 RANGE = "start=2024-05-01&end=2024-05-03"
 NAMES = ["volume", "speed", "outcome", "bot", "help", "appointments"]
 
@@ -33,7 +31,7 @@ def test_json_without_a_session_answers_401(client):
 
 
 @pytest.mark.parametrize("path", ["/console/reports", "/console/api/reports/speed", "/console/reports/speed.csv"])
-def test_staff_who_are_not_admins_get_403(client, world, path):  # noqa: F811
+def test_staff_who_are_not_admins_get_403(client, world, path):
     login(client, world.staff.username)
     response = client.get(f"{path}?{RANGE}")
     assert response.status_code == 403
@@ -43,7 +41,7 @@ def test_staff_who_are_not_admins_get_403(client, world, path):  # noqa: F811
         assert "组长" in response.get_data(as_text=True)
 
 
-def test_the_page_links_every_report_with_the_filters_and_loads_only_its_own_script(client, world):  # noqa: F811
+def test_the_page_links_every_report_with_the_filters_and_loads_only_its_own_script(client, world):
     login(client, world.admin.username)
     response = client.get(f"/console/reports?{RANGE}&community={world.a1.id}")
     html = response.get_data(as_text=True)
@@ -57,7 +55,7 @@ def test_the_page_links_every_report_with_the_filters_and_loads_only_its_own_scr
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_each_report_answers_json(client, world, name):  # noqa: F811
+def test_each_report_answers_json(client, world, name):
     login(client, world.admin.username)
     response = client.get(f"/console/api/reports/{name}?{RANGE}")
     assert response.status_code == 200
@@ -65,7 +63,7 @@ def test_each_report_answers_json(client, world, name):  # noqa: F811
     assert (body["report"], body["start"], body["end"]) == (name, "2024-05-01", "2024-05-03")
 
 
-def test_another_streets_admin_sees_only_their_own_figures(client, world):  # noqa: F811
+def test_another_streets_admin_sees_only_their_own_figures(client, world):
     from tests.factories import StaffFactory
 
     StaffFactory(street=world.street_b, role="admin", username="lead_b")
@@ -78,7 +76,7 @@ def test_another_streets_admin_sees_only_their_own_figures(client, world):  # no
     assert client.get(f"/console/api/reports/appointments?{RANGE}").get_json()["totals"]["bookings"] == 1
 
 
-def test_a_community_of_another_street_is_not_found(client, world):  # noqa: F811
+def test_a_community_of_another_street_is_not_found(client, world):
     login(client, world.admin.username)
     response = client.get(f"/console/api/reports/volume?{RANGE}&community={world.b1.id}")
     assert response.status_code == 404
@@ -87,19 +85,19 @@ def test_a_community_of_another_street_is_not_found(client, world):  # noqa: F81
 
 @pytest.mark.parametrize("query", ["start=2024-13-01", "start=2024-05-03&end=2024-05-01", "community=abc",
                                    "start=2023-01-01&end=2024-05-01"])
-def test_bad_filters_are_refused_with_a_reason(client, world, query):  # noqa: F811
+def test_bad_filters_are_refused_with_a_reason(client, world, query):
     login(client, world.admin.username)
     response = client.get(f"/console/api/reports/volume?{query}")
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] in ("invalid_filter", "invalid_range")
 
 
-def test_an_unknown_report_is_404(client, world):  # noqa: F811
+def test_an_unknown_report_is_404(client, world):
     login(client, world.admin.username)
     assert client.get("/console/api/reports/salaries").status_code == 404
 
 
-def test_csv_download_is_utf8_with_bom_and_the_chinese_round_trips(client, world):  # noqa: F811
+def test_csv_download_is_utf8_with_bom_and_the_chinese_round_trips(client, world):
     login(client, world.admin.username)
     response = client.get(f"/console/reports/bot.csv?{RANGE}&community={world.a1.id}")
     assert response.status_code == 200
@@ -115,7 +113,7 @@ def test_csv_download_is_utf8_with_bom_and_the_chinese_round_trips(client, world
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_report_downloads_as_csv(client, world, name):  # noqa: F811
+def test_every_report_downloads_as_csv(client, world, name):
     login(client, world.admin.username)
     response = client.get(f"/console/reports/{name}.csv?{RANGE}")
     assert response.status_code == 200 and response.get_data().startswith(b"\xef\xbb\xbf")

@@ -11,7 +11,6 @@ from app.models import Conversation, Message, OutboundMessage, Resident, Ticket
 from app.services.delivery import sending as delivery
 from app.services.delivery import sms_text
 from integrations.twilio import TwilioSendError
-from tests.integration.test_wechat_support import rasa, recorders, street, web  # noqa: F401 (fixtures)
 
 AUTH_TOKEN = "twilio-test-auth-token"
 PHONE = "+8613912345678"

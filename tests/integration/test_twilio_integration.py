@@ -15,7 +15,6 @@ from integrations.twilio import (
     validate_twilio_request,
 )
 from tests.conftest import free_port
-from tests.stubs.fixtures import twilio_stub  # noqa: F401
 from tests.stubs.server import ServerThread
 
 RESIDENT = "+8613800138000"

@@ -19,16 +19,7 @@ from app.services.conversations.dedup import InboundGuard
 from app.services.reports import intents as bot_insights
 from app.services.tickets import lifecycle as tickets
 from integrations.rasa import RasaRestClient, ScriptedBot
-from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    RasaStub,
-    plain_query,
-    post_plain,
-    rasa,
-    recorders,
-    street,
-    text_xml,
-    web,
-)
+from tests.helpers.wechat import RasaStub, post_plain, text_xml
 
 OPENID = "oHotPath0001"
 

@@ -11,16 +11,7 @@ from app.core.extensions import db
 from app.core.redis_client import get_redis
 from app.models import Message, OutboundMessage
 from app.services.delivery import sending as delivery
-from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    event_xml,
-    plain_query,
-    rasa,
-    recorders,
-    slow_bot,
-    street,
-    text_xml,
-    web,
-)
+from tests.helpers.wechat import event_xml, plain_query, text_xml
 
 OPENID = "oRetryingResident001"
 

@@ -12,7 +12,7 @@ from redis import Redis
 from integrations.wechat import RecordingWeChatSender, WeChatApiError, WeChatClientSender, build_wechat_sender
 from integrations.wechat_token import KEY_PREFIX
 from tests.conftest import free_port
-from tests.stubs.fixtures import STUB_REDIS_URL, stub_redis, wechat_stub  # noqa: F401
+from tests.stubs.fixtures import STUB_REDIS_URL
 
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
 TEMPLATE_SEND = "/cgi-bin/message/template/send"

@@ -8,14 +8,7 @@ from sqlalchemy import func, select
 from app.core.extensions import db
 from app.models import ChannelIdentity, Resident, Ticket
 from app.services.residents import identities
-from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    post_plain,
-    rasa,
-    recorders,
-    street,
-    text_xml,
-    web,
-)
+from tests.helpers.wechat import post_plain, text_xml
 
 OPENID = "oLinkingResident001"
 PHONE = "+8613912340000"

@@ -15,7 +15,7 @@ from app.services.tickets import lifecycle as tickets
 from integrations.rasa import ScriptedBot
 from tests.conftest import sqlite_app_for, truncate_all
 from tests.factories import StreetFactory
-from tests.integration.test_wechat_support import post_plain, text_xml
+from tests.helpers.wechat import post_plain, text_xml
 
 pytestmark = pytest.mark.timeout(60)
 OPENID = "oSqlite0001"

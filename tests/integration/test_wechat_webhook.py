@@ -9,22 +9,8 @@ from sqlalchemy import func, select
 from app.core.extensions import db
 from app.models import Message, Resident, Ticket
 from app.services.conversations import wechat_menu
-from tests.integration.test_wechat_support import (  # noqa: F401 (fixtures)
-    AES_KEY,
-    APP_ID,
-    TOKEN,
-    decrypt_reply,
-    event_xml,
-    message_xml,
-    plain_query,
-    post_encrypted,
-    post_plain,
-    rasa,
-    recorders,
-    sign,
-    street,
-    text_xml,
-    web,
+from tests.helpers.wechat import (
+    AES_KEY, APP_ID, TOKEN, decrypt_reply, event_xml, message_xml, plain_query, post_encrypted, post_plain, sign, text_xml,
 )
 
 OPENID = "oWeChatResident0001"

@@ -19,7 +19,6 @@ from app.core.extensions import db
 from app.models import Message, OutboundMessage, Ticket, TicketEvent
 from app.services.conversations import APOLOGY, HANDED_OVER
 from integrations.rasa import RasaRestClient
-from tests.integration.test_wechat_support import recorders, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
     PUBLIC,
     TWILIO_TOKEN,

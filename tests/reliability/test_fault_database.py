@@ -24,7 +24,6 @@ from app.services.conversations import LATE_REPLY_KEPT
 from app.services.conversations.jobs import requeue_late_replies
 from app.services.delivery import sending as delivery
 from integrations.rasa import RasaRestClient
-from tests.integration.test_wechat_support import rasa, recorders, slow_bot, street  # noqa: F401 (fixtures)
 from tests.reliability.support import (
     AUTH,
     StoppableRasa,

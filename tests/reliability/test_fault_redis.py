@@ -19,7 +19,6 @@ from app.core.worker import build_worker
 from app.models import Message, OutboundMessage
 from app.services.delivery.jobs import sweep_outbox
 from integrations.rasa import RasaRestClient
-from tests.integration.test_wechat_support import recorders, street  # noqa: F401 (fixtures)
 from tests.reliability.support import StoppableRasa, passive_text, signed_wechat_query, wait_until, wechat_text
 
 RESIDENTS, MESSAGES_EACH, RETRIES = 12, 4, 3

@@ -26,7 +26,6 @@ from app.services.delivery.jobs import sweep_outbox
 from integrations.rasa import RasaRestClient
 from integrations.twilio import TwilioTransport
 from integrations.wechat import WeChatClientSender
-from tests.integration.test_wechat_support import street  # noqa: F401 (fixture)
 from tests.reliability.support import (
     PUBLIC,
     StoppableRasa,
@@ -35,7 +34,6 @@ from tests.reliability.support import (
     wait_until,
     wechat_text,
 )
-from tests.stubs.fixtures import twilio_stub, wechat_stub  # noqa: F401 (fixtures)
 
 KEFU = "/cgi-bin/message/custom/send"
 CLIENT_TIMEOUT = 0.3  # a planned sleep of 1 s at the stub is a timeout for the client

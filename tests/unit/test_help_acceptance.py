@@ -13,7 +13,7 @@ from app.models.base import utcnow
 from app.services.help import alerts as help_service
 from app.services.help import escalation
 from tests.factories import StaffFactory
-from tests.unit.test_help_support import help_db, make_chain, recorder  # noqa: F401
+from tests.helpers.help import make_chain
 
 
 def _started(n=2, channels="voice,sms"):

@@ -12,7 +12,7 @@ from app.services.help import alerts as help_service
 from app.services.help import escalation
 from integrations.twilio import TwilioSendError
 from tests.factories import ResidentFactory
-from tests.unit.test_help_support import add_contact, help_db, make_chain, recorder  # noqa: F401
+from tests.helpers.help import add_contact, make_chain
 
 
 def start(elder, now):

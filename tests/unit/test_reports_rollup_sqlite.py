@@ -18,7 +18,7 @@ from tests.integration.test_reports_rollup import (  # noqa: F401  (collected he
     test_the_watermark_waits_for_the_day_to_settle,
     test_without_a_watermark_row_nothing_is_rolled_up,
 )
-from tests.integration.test_reports_support import rolled_back_world
+from tests.helpers.reports import rolled_back_world
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from app.core.extensions import db
 from tests.conftest import sqlite_app_for
-from tests.integration.test_reports_support import CHECKS, rolled_back_world
+from tests.helpers.reports import CHECKS, rolled_back_world
 
 
 @pytest.fixture(scope="module")

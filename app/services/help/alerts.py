@@ -33,7 +33,7 @@ SMS_REPLY_WINDOW = timedelta(hours=2)
 _SHORT_CODE = re.compile(r"^\d{4}$")
 
 
-def open_alert_of(resident_id: int) -> HelpAlert | None:
+def open_alert_of(*, resident_id: int) -> HelpAlert | None:
     return db.session.scalar(
         select(HelpAlert).where(HelpAlert.resident_id == resident_id, HelpAlert.status.in_(OPEN_STATUSES))
     )
@@ -59,7 +59,7 @@ def raise_alert(*, resident_id: int, source: str, device_id: int | None = None, 
                 select(HelpPress).where(HelpPress.device_id == device_id, HelpPress.press_id == press_id))
             if known is not None:
                 return db.session.get(HelpAlert, known.alert_id)
-        alert = open_alert_of(resident_id)
+        alert = open_alert_of(resident_id=resident_id)
         try:
             if alert is not None:
                 return _join(alert, source=source, device_id=device_id, press_id=press_id, now=now)
@@ -128,7 +128,7 @@ def accept(*, alert_id: int, via: str, contact_id: int | None = None, staff_id: 
            data={"accepted": True, "via": via, "contact_id": contact_id, "attempt_id": attempt_id},
            staff_id=staff_id)
     db.session.commit()
-    queue_acceptance_news(alert_id)
+    queue_acceptance_news(alert_id=alert_id)
     return True
 
 

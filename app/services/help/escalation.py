@@ -51,7 +51,7 @@ def channels_of(contact: HelpContact) -> list[str]:
     return [c for c in CHANNEL_ORDER if c in wanted and reachable[c]]
 
 
-def chain_of(resident_id: int) -> list[HelpContact]:
+def chain_of(*, resident_id: int) -> list[HelpContact]:
     """The resident's chain in order; retired contacts (position <= 0) and unreachable ones are skipped."""
     contacts = db.session.scalars(
         select(HelpContact).where(HelpContact.resident_id == resident_id, HelpContact.position > 0)
@@ -79,7 +79,7 @@ def advance(*, alert_id: int, round: int, step: int, now: datetime | None = None
     # Before the move, so the move and its claimed attempts stay one transaction (it may commit).
     ticket_id = ensure_ticket(alert, resident)
     alarm_before = alert.alarm
-    chain = chain_of(alert.resident_id)
+    chain = chain_of(resident_id=alert.resident_id)
     new_round, new_step, ran_out = next_position(round, step, len(chain))
     contact = chain[new_step - 1] if chain else None
     due = now + (timedelta(seconds=contact.ring_seconds + contact.wait_seconds) if contact else EMPTY_CHAIN_RETRY)

@@ -23,7 +23,7 @@ def open_alerts(*, street_id: int) -> list[dict]:
 
 def describe(alert: HelpAlert) -> dict:
     resident = db.session.get(Resident, alert.resident_id)
-    chain = chain_of(alert.resident_id)
+    chain = chain_of(resident_id=alert.resident_id)
     current = chain[alert.step - 1] if alert.status == "escalating" and 0 < alert.step <= len(chain) else None
     presses = db.session.scalar(select(func.count(HelpPress.id)).where(HelpPress.alert_id == alert.id))
     events = db.session.scalars(

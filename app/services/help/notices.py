@@ -58,7 +58,7 @@ def winner_name(alert: HelpAlert) -> str:
     return "工作人员"
 
 
-def queue_acceptance_news(alert_id: int) -> None:
+def queue_acceptance_news(*, alert_id: int) -> None:
     """After a commit that accepted the alert: resident told who is coming, contacts told it is taken."""
     alert = db.session.get(HelpAlert, alert_id)
     tell_resident(alert_id=alert_id, body=texts.resident_coming(winner_name(alert)), key="accepted")

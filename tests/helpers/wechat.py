@@ -7,16 +7,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
-import pytest
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
-
-from app.core import transports
-from app.core.extensions import db
-from integrations.rasa import RasaRestClient
-from integrations.twilio import RecordingTwilioTransport
-from integrations.wechat import RecordingWeChatSender
-from tests.factories import StreetFactory
 
 TOKEN = "test-wechat-token"  # tests/conftest.py TEST_SETTINGS
 ACCOUNT = "gh_linli_account"
@@ -124,48 +116,3 @@ class RasaStub:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def rasa(app):
-    """A Rasa stub wired in as the app's bot; restored afterwards."""
-    stub = RasaStub()
-    previous = transports.use(app).bot
-    transports.use(app, bot=RasaRestClient(stub.url))
-    yield stub
-    transports.use(app, bot=previous)
-    stub.stop()
-
-
-@pytest.fixture
-def slow_bot(app, rasa, monkeypatch):
-    """The Rasa stub slower than the webhook's budget: "success" first, the answer through the outbox after."""
-    monkeypatch.setitem(app.config, "WECHAT_REPLY_BUDGET", 0.3)
-    rasa.delay = 1.0
-    rasa.reply = lambda sender, text: [{"text": "请选择科室"}]
-    return rasa
-
-
-@pytest.fixture
-def recorders(app):
-    """Recording WeChat and Twilio transports for the app; restored afterwards."""
-    current = transports.use(app)
-    previous = (current.wechat, current.twilio)
-    wechat, twilio = RecordingWeChatSender(), RecordingTwilioTransport()
-    transports.use(app, wechat=wechat, twilio=twilio)
-    yield wechat, twilio
-    transports.use(app, wechat=previous[0], twilio=previous[1])
-
-
-# Tests that go through the webhook use real commits and empty every table afterwards: the requests run
-# in their own app contexts and sessions, as they do in production.
-@pytest.fixture
-def web(app, committed):
-    return app.test_client()
-
-
-@pytest.fixture
-def street(committed):
-    street = StreetFactory()
-    db.session.commit()
-    return street

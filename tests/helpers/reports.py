@@ -11,7 +11,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app.core.extensions import db
@@ -269,8 +268,3 @@ def check_appointments(world):
 
 
 CHECKS = [check_volume, check_speed, check_outcome, check_bot, check_help, check_appointments]
-
-
-@pytest.fixture
-def world(session):
-    return build()

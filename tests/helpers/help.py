@@ -6,39 +6,10 @@ test's alerts.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import pytest
-
-from app.core import transports
 from app.core.extensions import db
 from app.models import HelpContact
 from app.services.help import devices as help_devices
-from integrations.twilio import RecordingTwilioTransport
-from integrations.wechat import RecordingWeChatSender
-from tests.conftest import truncate_all
 from tests.factories import ResidentFactory
-
-
-@pytest.fixture
-def help_db(app):
-    truncate_all(app)
-    with app.app_context():
-        yield db.session
-        db.session.remove()
-    truncate_all(app)
-
-
-@pytest.fixture
-def recorder(app):
-    """Recording transports for the shared app, put back afterwards so other tests keep theirs."""
-    with app.app_context():
-        previous = transports.get()
-        saved = (previous.twilio, previous.wechat)
-    twilio, wechat = RecordingTwilioTransport(), RecordingWeChatSender()
-    transports.use(app, twilio=twilio, wechat=wechat)
-    yield SimpleNamespace(twilio=twilio, wechat=wechat)
-    transports.use(app, twilio=saved[0], wechat=saved[1])
 
 
 def add_contact(resident_id, position, *, phone="auto", channels="voice,sms", relation="family", name=None,

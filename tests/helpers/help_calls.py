@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 
 from app.core.worker import build_worker
 from app.services.help import devices as help_devices
-from tests.conftest import make_test_app
-from tests.stubs.fixtures import twilio_stub  # noqa: F401
-from tests.stubs.server import ServerThread
 from tests.stubs.twilio_stub import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_FROM
-from tests.unit.test_help_support import help_db  # noqa: F401
 
 CALLS_PATH = f"/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Calls.json"
 
@@ -21,17 +16,6 @@ CALLS_PATH = f"/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Calls.json"
 def twilio_settings(stub) -> dict:
     return {"TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
             "TWILIO_FROM": DEFAULT_FROM, "TWILIO_API_BASE": stub.base_url}
-
-
-@pytest.fixture
-def served(app, twilio_stub):  # noqa: F811
-    """(app, base_url): an app of its own whose PUBLIC_BASE_URL is the loopback server it is served by."""
-    help_app = make_test_app(**twilio_settings(twilio_stub))
-    server = ServerThread(help_app)
-    help_app.config["PUBLIC_BASE_URL"] = server.base_url
-    server.start()
-    yield help_app, server.base_url
-    server.stop()
 
 
 def drain(app) -> None:

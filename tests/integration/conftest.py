@@ -1,0 +1,27 @@
+"""Fixtures of the integration tests: the help app served on loopback by a real HTTP server, and the reports'
+hand-worked street (a module that builds a `world` of its own overrides this one)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_test_app
+from tests.helpers.help_calls import twilio_settings
+from tests.helpers.reports import build
+from tests.stubs.server import ServerThread
+
+
+@pytest.fixture
+def served(app, twilio_stub):
+    """(app, base_url): an app of its own whose PUBLIC_BASE_URL is the loopback server it is served by."""
+    help_app = make_test_app(**twilio_settings(twilio_stub))
+    server = ServerThread(help_app)
+    help_app.config["PUBLIC_BASE_URL"] = server.base_url
+    server.start()
+    yield help_app, server.base_url
+    server.stop()
+
+
+@pytest.fixture
+def world(session):
+    """The hand-worked street of tests/helpers/reports.py, rolled back after the test."""
+    return build()
