@@ -10,6 +10,7 @@ from app.api.openapi import register_spec_processor
 from app.core.config import Settings
 from app.core.errors import ERROR_SCHEMA, register_errorhandlers
 from app.core.extensions import csrf, db, limiter, login_manager, migrate
+from app.core.json_body import init_json_body_guard
 from app.core.redis_client import init_redis
 from app.core.request_log import configure_logging, init_request_logging
 
@@ -19,7 +20,9 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     settings = config if isinstance(config, Settings) else Settings.from_env(**(config or {}))
     configure_logging()
 
-    app = APIFlask(__name__, title="Linli API", version="1.0", spec_path="/openapi.json", docs_path="/docs")
+    # No Swagger UI in production: it loads unpinned scripts from a CDN, a page outside the console's CSP.
+    app = APIFlask(__name__, title="Linli API", version="1.0", spec_path="/openapi.json",
+                   docs_path=None if settings.is_production else "/docs")
     app.config.update(settings.flask_config())
     app.json.ensure_ascii = False  # Chinese stays readable in JSON answers
     app.url_map.converters["int"] = BoundedIntConverter
@@ -31,6 +34,13 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
         INFO={"description": "Linli (邻里): community service backend of a street office."},
     )
     app.extensions["linli_settings"] = settings
+    if settings.TRUSTED_PROXY_HOPS > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # remote_addr (the per-address limits) is then the address the outermost trusted proxy saw; the Host is
+        # never taken from X-Forwarded-Host, and Twilio signatures are checked against PUBLIC_BASE_URL anyway.
+        hops = settings.TRUSTED_PROXY_HOPS
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     register_extensions(app)
     register_blueprints(app)
@@ -38,6 +48,7 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     register_spec_processor(app)
     register_commands(app)
     init_request_logging(app)
+    init_json_body_guard(app)  # after the request id is set: a refused body is logged with one
     return app
 
 

@@ -5,9 +5,11 @@ import os
 from datetime import date, time
 
 import yaml
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from app.core.errors import Forbidden
 from app.core.extensions import db
 from app.core.secrets_at_rest import encrypt, keyed_hash
 from app.models import (
@@ -48,7 +50,13 @@ def demo_id_number(birth: str, serial: str) -> str:
 
 
 def seed_demo(*, staff_password: str = "linli-staff", admin_password: str = "linli-admin") -> bool:
-    """Seed once; returns False when the demo street is already there."""
+    """Seed once; returns False when the demo street is already there. Refused in production (Forbidden)."""
+    if current_app.extensions["linli_settings"].is_production:
+        # Its logins and the help device's secret are printed in the README: in production they would be open doors.
+        raise Forbidden("refusing to seed demo data in production: it creates public logins (admin / linli-admin, "
+                        "staff / linli-staff) and a help device with a known secret. Create the first team lead "
+                        "with `flask create-staff --username NAME --street CODE --street-name NAME --admin`.",
+                        code="demo_seed_in_production")
     if db.session.scalar(select(Street).where(Street.code == DEMO_STREET_CODE)):
         return False
     street = Street(code=DEMO_STREET_CODE, name="幸福街道")

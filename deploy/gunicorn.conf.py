@@ -19,3 +19,6 @@ worker_class = "sync"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(3 * multiprocessing.cpu_count(), 12)))
 timeout = 30  # a worker busy this long on one request is restarted: far above a webhook's wait for the bot (4 s)
 graceful_timeout = 30
+# nginx (deploy/nginx.conf) is the one proxy in front: the app takes the client's address from the X-Forwarded-For
+# nginx sets, so per-address limits are per client (app/core/config.py). Set it in the environment to change it.
+raw_env = [f"TRUSTED_PROXY_HOPS={os.environ.get('TRUSTED_PROXY_HOPS', '1')}"]

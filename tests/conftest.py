@@ -12,6 +12,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from app import create_app
 from app.core import transports
 from app.core.extensions import db
+from app.core.photo_storage import LocalDiskStorage
 from app.services.conversations import bot_wait
 from integrations.rasa import RasaRestClient
 from integrations.twilio import RecordingTwilioTransport
@@ -28,7 +29,7 @@ TEST_SETTINGS = {
     "DATABASE_URL": TEST_DATABASE_URL,
     "REDIS_URL": TEST_REDIS_URL,
     "RASA_URL": "http://127.0.0.1:9",  # closed port: no bot unless a test starts one
-    "SECRET_KEY": "test-secret-key",
+    "SECRET_KEY": "test-secret-key-of-32-characters-or-more",  # production mode needs 32 (Settings.validate)
     "BOT_SERVICE_TOKEN": "test-bot-token",
     "WECHAT_TOKEN": "test-wechat-token",
     "PUBLIC_BASE_URL": "http://linli.test",
@@ -206,3 +207,11 @@ def recorder(app):
     transports.use(app, twilio=twilio, wechat=wechat)
     yield SimpleNamespace(twilio=twilio, wechat=wechat)
     transports.use(app, twilio=saved[0], wechat=saved[1])
+
+
+@pytest.fixture
+def storage(app, tmp_path, monkeypatch):
+    """Residents' photos on a disk of the test's own (tests/security, tests/integration)."""
+    disk = LocalDiskStorage(str(tmp_path / "uploads"))
+    monkeypatch.setitem(app.extensions, "linli_photo_storage", disk)
+    return disk

@@ -34,7 +34,9 @@ class PressOut(Schema):
     alert = Nested(AlertRef)
 
 
-@bp.before_request
+# An app-wide hook, registered with the blueprint: it must run before app/core/json_body.py's guard, which reads
+# every JSON body (a blueprint's own hooks run after the app's).
+@bp.before_app_request
 def _bound_press_body():
     if request.endpoint == "devices.press":
         request.max_content_length = MAX_PRESS_BODY  # 413 before the body is read

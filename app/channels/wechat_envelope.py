@@ -3,7 +3,9 @@ reading it without trusting it (size cap, no DTD or entities), and the passive r
 answer. Protocol only: what a message means is the conversations domain's business."""
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -12,20 +14,19 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from flask import current_app
+from redis.exceptions import RedisError
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from app.core.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
 MAX_BODY = 64 * 1024
-
-
 MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay
-
-
 SUCCESS = "success"  # tells WeChat "received, no passive reply" (it does not retry)
-
-
 REQUIRED_FIELDS = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
 
 
@@ -72,6 +73,27 @@ def _check_fresh(timestamp: str | None, now: float) -> str:
     return str(timestamp)
 
 
+def _check_not_replayed(signature: str, timestamp: str, nonce: str, body: bytes) -> None:
+    """Plain mode signs no body: remember each signature with its body's digest while it is fresh.
+
+    The same body again is WeChat retrying (the inbound dedup answers it once); another body under a captured
+    signature is a forgery. Without Redis the check is skipped rather than refusing residents' messages (the
+    window is short, and production runs in safe mode, whose signature covers the body).
+    """
+    key = "linli:wechat:signed:" + hashlib.sha1(f"{signature}:{timestamp}:{nonce}".encode()).hexdigest()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        redis = get_redis()
+        if redis.set(key, digest, nx=True, ex=2 * MAX_CLOCK_SKEW):
+            return
+        seen = redis.get(key)
+    except RedisError as exc:
+        log.warning("replay check skipped, redis unavailable: %s", type(exc).__name__)
+        return
+    if seen is not None and seen.decode() != digest:
+        raise RejectedRequest(403, "signature already used for another message")
+
+
 def verify_url(*, query: dict, now: float | None = None) -> str:
     """WeChat's URL check when the server address is saved: echo `echostr` if the signature is ours."""
     keys = Keys.from_config()
@@ -115,6 +137,7 @@ def open_envelope(*, query: dict, body: bytes, now: float | None = None) -> dict
         fields = parse_xml(plaintext)
     else:
         _check_signature(query.get("signature"), keys.token, timestamp, nonce)
+        _check_not_replayed(query["signature"], timestamp, nonce, body)
         fields = parse_xml(body)
     missing = [name for name in REQUIRED_FIELDS if not fields.get(name)]
     if missing or len(fields["FromUserName"]) > 64:

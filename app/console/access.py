@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -17,12 +17,19 @@ from app.models.base import utcnow
 from app.services import staff
 
 PUBLIC_ENDPOINTS = {"console.login"}
+# Where the session cookie keeps the token of its server-side session (staff.open_session): without its row, a
+# cookie names nobody, so logging out ends every copy of it.
+SESSION_TOKEN_KEY = "_staff_session"
 
 login_manager.login_view = "console.login"
 # "basic" keeps a tablet logged in when it moves between networks; the cookie itself is HttpOnly,
 # SameSite=Lax and Secure in production (see app/config.py).
 login_manager.session_protection = "basic"
-login_manager.user_loader(staff.load_staff)
+
+
+@login_manager.user_loader
+def _load_staff(staff_id: str):
+    return staff.load_staff(staff_id, session_token=session.get(SESSION_TOKEN_KEY))
 
 
 def wants_json() -> bool:
@@ -111,8 +118,10 @@ def _safe_back() -> str:
 
 
 def safe_next(target: str | None) -> str:
-    """Only console paths of this site: a login link cannot send staff elsewhere."""
-    if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target:
+    """Only console paths of this site: a login link cannot send staff elsewhere, nor put a line break or other
+    control character into the Location header (the server refuses to send it: a 500)."""
+    if target and target.startswith("/console") and not target.startswith("//") and "\\" not in target \
+            and target.isprintable():
         return target
     return url_for("console.queue_page")
 

@@ -67,7 +67,7 @@ def _day(raw: str | None, *, strict: bool = True) -> date | None:
 def _department(raw: str | None, *, strict: bool = True) -> int | None:
     if not raw:
         return None
-    if raw.strip().isdigit() and len(raw.strip()) < 10:
+    if raw.strip().isdecimal() and len(raw.strip()) < 10:  # isdigit() would pass "²", which int() refuses
         return int(raw)
     if strict:
         raise ValidationFailed("科室参数无效")

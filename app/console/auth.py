@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.console.access import as_bool, safe_next
+from app.console.access import SESSION_TOKEN_KEY, as_bool, safe_next
 from app.console.blueprint import bp
 from app.core.errors import DomainError
 from app.core.extensions import limiter
@@ -20,17 +20,20 @@ def login():
         return render_template("console/login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "")
     try:
-        member = staff.authenticate(username=username, password=request.form.get("password", ""))
+        member = staff.authenticate(username=username, password=request.form.get("password", ""),
+                                    client_ip=request.remote_addr)
     except DomainError as exc:
         return render_template("console/login.html", error=exc.message, username=username,
                                next=request.form.get("next", "")), exc.status
     _fresh_session()  # nothing planted before sign-in survives it
+    session[SESSION_TOKEN_KEY] = staff.open_session(staff=member)
     login_user(member)
     return redirect(safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    staff.close_session(token=session.get(SESSION_TOKEN_KEY))
     logout_user()
     _fresh_session()
     return redirect(url_for("console.login"))

@@ -115,7 +115,7 @@ def _blank_row(position: int) -> dict:
 def _rows_from_form() -> list[dict]:
     """The submitted rows as typed (strings), kept so a refused save shows the staff member's input again."""
     form = request.form
-    count = int(form["rows"]) if form.get("rows", "").isdigit() else 0
+    count = int(form["rows"]) if form.get("rows", "").isdecimal() else 0  # isdigit() passes "²"; int() does not
     rows = []
     for index in range(min(count, help_service.MAX_CHAIN + BLANK_ROWS)):
         prefix = f"c{index}-"

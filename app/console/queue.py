@@ -1,7 +1,7 @@
 """The ticket queue: views (mine, unassigned, all open, breached, resolved) with filters and counts."""
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import jsonify, render_template, request, url_for
 from flask_login import current_user
 
 from app.console.blueprint import bp
@@ -10,6 +10,9 @@ from app.services import tickets
 
 VIEW_LABELS = {"mine": "我的", "unassigned": "未分配", "open": "全部处理中", "breached": "已超时", "resolved": "已解决"}
 PRIORITY_LABELS = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
+# The query parameters _filters() reads. Only these go on to the polling URL: a parameter named like one of url_for's
+# own arguments (endpoint, _external, _anchor...) would otherwise break or redirect it.
+FILTER_PARAMS = ("view", "priority", "category", "status", "q")
 
 
 def _filters() -> dict:
@@ -37,6 +40,7 @@ def queue_page():
     return render_template(
         "console/queue.html", filters=filters, counts=tickets.queue_counts(staff=current_user),
         view_labels=VIEW_LABELS, priority_labels=PRIORITY_LABELS,
+        poll_url=url_for("console.queue_rows", **{k: v for k in FILTER_PARAMS if (v := request.args.get(k))}),
         categories=tickets.categories(street_id=current_user.street_id), **_rows(filters),
     )
 

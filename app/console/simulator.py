@@ -34,4 +34,4 @@ def simulator_feed():
     after = request.args.get("after", "0")
     return jsonify({"messages": wechat_sim.outbox_feed(openid=request.args.get("openid", ""),
                                                        street_id=current_user.street_id,
-                                                       after=int(after) if after.isdigit() else 0)})
+                                                       after=int(after) if after.isdecimal() else 0)})

@@ -25,6 +25,17 @@ def _env_float(name: str, default: float) -> float:
 
 # Secrets that a production deployment must set explicitly; a default would be a hole.
 PRODUCTION_SECRETS = ("SECRET_KEY", "BOT_SERVICE_TOKEN", "WECHAT_TOKEN", "TWILIO_AUTH_TOKEN")
+# The only ENV values that are not production (case and surrounding spaces ignored). Any other value, a misspelling
+# ("prod", "Production") or a name of its own ("staging"), runs as production: a mistake makes the app stricter.
+NON_PRODUCTION_ENVS = frozenset({"development", "test", "bench"})
+MIN_SECRET_KEY_LENGTH = 32  # it signs sessions and keys the encryption at rest of ID numbers and device secrets
+# Placeholders from examples, refused in production like the declared defaults.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "change_me", "secret", "password", "test", "dev"})
+
+
+def _weak_secret(value: str, default: str) -> bool:
+    value = (value or "").strip()
+    return not value or value == default or value.lower() in PLACEHOLDER_SECRETS
 
 
 @dataclass
@@ -36,6 +47,9 @@ class Settings:
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     RASA_URL: str = "http://127.0.0.1:5005"
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
+    # Proxies in front whose X-Forwarded-For/-Proto are believed (deploy/gunicorn.conf.py: 1, nginx). 0: none, so a
+    # client cannot pick its own address; too few behind a proxy makes every per-address limit one shared budget.
+    TRUSTED_PROXY_HOPS: int = 0
     SECRET_KEY: str = "dev-secret-change-me"
     BOT_SERVICE_TOKEN: str = "dev-bot-token"
     WECHAT_TOKEN: str = "linli-dev-token"
@@ -60,6 +74,10 @@ class Settings:
     BOOKING_CANCEL_DEADLINE: str = "15:00"  # the day before the visit
     BOOKING_REMINDER_EVENING: str = "18:00"
     BOOKING_MAX_ACTIVE: int = 3
+    # Per resident, so registering family members cannot multiply the per-patient limits (docs/booking.md).
+    BOOKING_MAX_FAMILY_MEMBERS: int = 5
+    BOOKING_MAX_ACTIVE_PER_RESIDENT: int = 6
+    BOOKING_MAX_PER_RESIDENT_DEPARTMENT_DAY: int = 2
     SENDER_RATE_LIMIT: str = "20/minute"  # per resident address; the first message always gets through
     BOT_THREADS: int = 32  # bot turns running at once per web process
     OUTBOX_RETRY_BASE_SECONDS: float = 5.0  # exponential backoff base, at most 6 attempts
@@ -71,10 +89,17 @@ class Settings:
     MOBILE_REFRESH_TOKEN_DAYS: int = 30
     MOBILE_CODE_RESEND_SECONDS: int = 60
     MOBILE_CODES_PER_PHONE_HOUR: int = 5
+    # Country calling codes whose mobiles get SMS codes: codes abroad cost money and feed SMS pumping fraud.
+    SMS_CODE_COUNTRY_CODES: str = "86"
     MOBILE_CODES_PER_IP_HOUR: int = 20
     MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR: int = 10
     MOBILE_SIGN_IN_TRIES_PER_IP_HOUR: int = 50
     MOBILE_PHOTO_MAX_BYTES: int = 5 * 1024 * 1024
+    # Per resident: uploads an hour, photos waiting for a request, photos stored; unattached ones are swept after.
+    MOBILE_PHOTOS_PER_HOUR: int = 20
+    MOBILE_PHOTOS_UNATTACHED_MAX: int = 10
+    MOBILE_PHOTOS_PER_RESIDENT_MAX: int = 300
+    MOBILE_PHOTO_UNATTACHED_HOURS: int = 24
     MOBILE_PHOTO_STORAGE: str = "local"  # "local" (MOBILE_UPLOAD_DIR) or "s3" (MOBILE_S3_BUCKET, MOBILE_S3_ENDPOINT)
     MOBILE_UPLOAD_DIR: str = ""  # empty: <instance folder>/uploads
     MOBILE_S3_BUCKET: str = ""
@@ -105,19 +130,29 @@ class Settings:
 
     @property
     def is_production(self) -> bool:
-        return self.ENV == "production"
+        return (self.ENV or "").strip().lower() not in NON_PRODUCTION_ENVS
 
     def validate(self) -> None:
         if self.is_production:
-            defaults = {f.name: f.default for f in fields(self) if f.name != "extra"}
-            missing = [
-                name for name in PRODUCTION_SECRETS
-                if not getattr(self, name) or getattr(self, name) == defaults[name]
-            ]
-            if missing:
-                raise ConfigError("production mode needs these secrets set: " + ", ".join(missing))
+            self._validate_production()
         if self.WECHAT_AES_KEY and len(self.WECHAT_AES_KEY) != 43:
             raise ConfigError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+
+    def _validate_production(self) -> None:
+        mode = f"production mode (ENV={self.ENV!r}; only {', '.join(sorted(NON_PRODUCTION_ENVS))} are not production)"
+        defaults = {f.name: f.default for f in fields(self) if f.name != "extra"}
+        weak = [name for name in PRODUCTION_SECRETS if _weak_secret(getattr(self, name), defaults[name])]
+        if weak:
+            raise ConfigError(f"{mode} needs these secrets set, not empty nor a published default: " + ", ".join(weak))
+        if len(self.SECRET_KEY.strip()) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(f"{mode} needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if self.SIMULATOR_ENABLED:
+            raise ConfigError(f"{mode} refuses SIMULATOR_ENABLED: the simulator lets staff post as any resident")
+        if not self.WECHAT_AES_KEY:
+            # Plain mode signs no body: a captured signature could carry any message (the envelope's replay memory
+            # narrows that, but only safe mode's signature covers what was sent).
+            raise ConfigError(f"{mode} needs WECHAT_AES_KEY: the official account must use safe mode (安全模式)")
 
     def flask_config(self) -> dict:
         """The mapping handed to Flask's app.config."""

@@ -22,4 +22,8 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Redis down: limits go on per process, in memory, instead of failing every limited request (the console login)
+# with a 500; staff must still sign in to answer help alerts, and each process still bounds the guesses.
+# Short timeouts as in redis_client.py: an unreachable Redis must not hang a sign-in before the fallback takes over.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], in_memory_fallback_enabled=True,
+                  storage_options={"socket_connect_timeout": 2, "socket_timeout": 5})

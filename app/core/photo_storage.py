@@ -24,8 +24,21 @@ FORMATS = {
     "PNG": ("image/png", "png", {"optimize": True}),
     "WEBP": ("image/webp", "webp", {"quality": 85}),
 }
-MAX_PIXELS = 40_000_000  # well above any phone camera; stops decompression bombs early
+# Decoding costs pixels, not bytes, so the size in the header is checked before any pixel is read. The caps bound one
+# upload's peak memory to ~240 MB, measured with the pipeline below (Pillow 13) on the costliest image each format
+# allows (a 12 MP phone JPEG takes ~95 MB); the former 40 MP cap for every format let a 5 KB PNG take ~500 MB.
+# - JPEG, the cameras' format: 25 MP takes the largest photo a phone saves by default (24 MP sensors write
+#   5712 x 4284 = 24.5 MP) and is about all that 5 MB of JPEG can carry. 8-10 bytes a pixel (the decoded pixels,
+#   then resizing); one at least twice the stored size is decoded at 1/2, 1/4 or 1/8 scale (draft), never whole.
+# - PNG (screenshots: a 5K screen is 14.7 MP) is decoded whole, and a transparent one is resized through a
+#   premultiplied copy: ~13 bytes a pixel.
+# - WebP is decoded through libwebp's canvas and a copy of it: ~22 bytes a pixel.
+MAX_PIXELS = {"JPEG": 25_000_000, "PNG": 16_000_000, "WEBP": 10_000_000}
 MAX_SIDE = 4096  # larger photos are scaled down: staff need to see the problem, not print it
+# Pillow's own guard, for any image this process opens, agrees: it warns above the largest cap, refuses above twice it.
+Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS.values())
+# Resizing these would pick palette entries (or black and white) pixel by pixel: they become colours first.
+_PALETTED = ("1", "P", "PA")
 
 
 class PhotoTooLarge(DomainError):
@@ -49,19 +62,18 @@ def clean_photo(data: bytes) -> CleanPhoto:
         raise PhotoTooLarge(f"a photo may be at most {limit // (1024 * 1024)} MB",
                             details={"max_bytes": limit})
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with Image.open(io.BytesIO(data)) as probe:  # reads the header only: format and size, no pixels
             kind = probe.format
             if kind not in FORMATS:
                 raise ValidationFailed("only JPEG, PNG or WebP photos are accepted", code="unsupported_photo")
-            if probe.width * probe.height > MAX_PIXELS:
-                raise ValidationFailed("the photo has too many pixels", code="unsupported_photo")
+            if probe.width * probe.height > MAX_PIXELS[kind]:
+                raise _too_many_pixels(MAX_PIXELS[kind])
             probe.verify()  # structure check; a verified image must be opened again to be used
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            pixels = _pixels_only(ImageOps.exif_transpose(image), kind)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        pixels = _decode(data, kind)
+    except Image.DecompressionBombError:  # Pillow's guard, above twice the largest cap, fired on the header
+        raise _too_many_pixels(Image.MAX_IMAGE_PIXELS) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationFailed("the file is not a photo", code="not_an_image") from None
-    pixels.thumbnail((MAX_SIDE, MAX_SIDE))
     content_type, extension, options = FORMATS[kind]
     out = io.BytesIO()
     pixels.save(out, format=kind, **options)
@@ -69,15 +81,55 @@ def clean_photo(data: bytes) -> CleanPhoto:
                       width=pixels.width, height=pixels.height)
 
 
+def _too_many_pixels(cap: int) -> ValidationFailed:
+    return ValidationFailed(f"the photo has too many pixels (at most {cap // 1_000_000} megapixels)",
+                            code="unsupported_photo", details={"max_pixels": cap})
+
+
+def _decode(data: bytes, kind: str) -> Image.Image:
+    """The photo's pixels at the stored size, upright, holding as little full-size image as it can."""
+    image = Image.open(io.BytesIO(data))
+    try:
+        if kind == "JPEG":
+            # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly (DCT scaling): asked for the stored size, it picks
+            # the smallest scale still at least that large, so a photo twice the stored size is never held whole.
+            image.draft(None, _stored_size(image.size))
+        image.load()
+        if image.mode in _PALETTED:
+            colours = image.convert(_clean_mode(image, kind))
+            image.close()  # release the full-size original before resizing the copy
+            image = colours
+        image.thumbnail((MAX_SIDE, MAX_SIDE))  # in place: the full-size pixels are released
+        ImageOps.exif_transpose(image, in_place=True)
+        return _pixels_only(image, kind)
+    finally:
+        image.close()
+
+
+def _stored_size(size: tuple[int, int]) -> tuple[int, int]:
+    scale = min(1.0, MAX_SIDE / max(size))
+    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+
+
+def _clean_mode(image: Image.Image, kind: str) -> str:
+    mode = image.mode
+    if kind == "JPEG":
+        return mode if mode in ("RGB", "L") else "RGB"
+    if mode in ("RGB", "RGBA", "L", "LA"):
+        return mode
+    transparent = "A" in image.getbands() or "transparency" in image.info
+    if mode == "1" and not transparent:
+        return "L"  # black and white is exact in grey, at a quarter of RGB's memory
+    return "RGBA" if transparent else "RGB"
+
+
 def _pixels_only(image: Image.Image, kind: str) -> Image.Image:
     """A new image from the pixel data alone: no info dict, no EXIF, no ICC, no text chunks."""
-    mode = image.mode
-    if kind == "JPEG" and mode not in ("RGB", "L"):
-        mode = "RGB"
-    elif mode not in ("RGB", "RGBA", "L", "LA"):
-        mode = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+    mode = _clean_mode(image, kind)
     source = image.convert(mode) if image.mode != mode else image
-    return Image.frombytes(mode, source.size, source.tobytes())
+    clean = Image.new(mode, source.size)
+    clean.paste(source)
+    return clean
 
 
 # --- storage ---------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from app.models.mobile import (
 )
 from app.models.reports import ConversationDay, RollupWatermark
 from app.models.residents import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
-from app.models.tickets import CannedReply, Staff, Ticket, TicketEvent
+from app.models.tickets import CannedReply, Staff, StaffSession, Ticket, TicketEvent
 
 __all__ = [
     "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "ConversationDay", "Department",
     "Doctor", "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDelegate", "HelpDevice", "HelpPress",
     "Hospital", "IdempotencyRecord", "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "RefreshToken",
     "RequestPhoto", "Resident", "ResidentRequest", "ResidentSession", "RollupWatermark", "Schedule", "SignInCode",
-    "Slot", "Staff", "Street", "Ticket", "TicketEvent",
+    "Slot", "Staff", "StaffSession", "Street", "Ticket", "TicketEvent",
 ]

@@ -20,6 +20,9 @@ FAILURE_REASONS = {
     "too_many_active": "您待就诊的预约太多了，请先就诊或取消一个。",
     "no_patient": "还没有登记就诊人信息，请联系居委会登记。",
     "not_found": "这个号已经没有了。",
+    # Per-account caps (docs/security.md): one account may not take a clinic's whole day.
+    "resident_daily_limit": "您这个账户在同一科室同一天最多约两个号。",
+    "resident_too_many_active": "您这个账户（含家人）待就诊的预约太多了，请先就诊或取消一个。",
 }
 
 

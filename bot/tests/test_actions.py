@@ -5,14 +5,20 @@ import asyncio
 from datetime import date
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
-
 from actions import parsing
 from actions.appointments import ActionCancelAppointment, ActionListAppointments, ActionPickCancel, ActionPrepareCancel
-from actions.booking import ActionAskConfirmBooking, ActionAskSlotChoice, ActionResetBooking, ValidateBookingForm
+from actions.booking import (
+    ActionAskConfirmBooking,
+    ActionAskSlotChoice,
+    ActionResetBooking,
+    ValidateBookingForm,
+    describe_failure,
+)
 from actions.escalation import ActionHandoff, ActionRequestHelp
 from actions.faq import ActionAnswerFaq
 from actions.linli_api import ApiError, LinliApi
+from rasa_sdk.executor import CollectingDispatcher
+
 from tests.conftest import SENDER, make_tracker
 from tests.fake_app import slot_id
 
@@ -238,8 +244,9 @@ def test_saying_no_at_confirmation_picks_again(fake_app):
 
 def test_the_form_validation_action_runs_end_to_end(fake_app):
     """Through FormValidationAction.run, as the action server calls it, with the real domain."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     domain = yaml.safe_load((Path(__file__).parents[1] / "domain.yml").read_text(encoding="utf-8"))
     tracker = make_tracker(text="明天的内科", slots={"department": "内科", "date": "明天"},
@@ -363,3 +370,10 @@ def test_faq_with_an_unsure_topic_inside_the_form_just_asks_to_rephrase(fake_app
     dispatcher = CollectingDispatcher()
     assert run(ActionAnswerFaq().run(dispatcher, tracker, {})) == []
     assert responses(dispatcher) == ["utter_please_rephrase"]
+
+
+@pytest.mark.parametrize("code", ["resident_daily_limit", "resident_too_many_active"])
+def test_the_per_account_booking_caps_are_explained_in_chinese(code):
+    """The app's per-resident caps (docs/security.md) get their own words, not the generic refusal."""
+    assert describe_failure(code) != describe_failure("an_unknown_code")
+    assert "账户" in describe_failure(code)

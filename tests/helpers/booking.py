@@ -5,10 +5,13 @@ DAY is released (7 days ahead) and still cancellable (until 15:00 the day before
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, time, timedelta
 
 from sqlalchemy import func, select
 
+from app.core.errors import DomainError
 from app.core.extensions import db
 from app.models import Appointment, Slot
 from tests.factories import (
@@ -58,3 +61,21 @@ def assert_slot_consistent(slot_id: int) -> None:
 def active_count(patient_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(Appointment).where(
         Appointment.patient_id == patient_id, Appointment.status == "booked"))
+
+
+def race(app, calls):
+    """Run every call at the same moment, each in its own app context and session; results or error codes."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        with app.app_context():
+            barrier.wait()
+            try:
+                return call()
+            except DomainError as exc:
+                return exc.code
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))

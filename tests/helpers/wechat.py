@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,8 +41,10 @@ def event_xml(openid: str, event: str, key: str = "", *, create_time: int | None
             f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>")
 
 
-def plain_query(*, timestamp: int | None = None, nonce: str = "n0nce", token: str = TOKEN) -> str:
+def plain_query(*, timestamp: int | None = None, nonce: str | None = None, token: str = TOKEN) -> str:
+    """A freshly signed query, with a nonce of its own as WeChat sends (a signature carries one body only)."""
     ts = str(timestamp or int(time.time()))
+    nonce = nonce or secrets.token_hex(8)
     return urlencode({"signature": sign(token, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": "x"})
 
 

@@ -5,39 +5,20 @@ barrier lets them all start at once.
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
 
-from app.core.errors import DomainError
 from app.core.extensions import db
 from app.models import Appointment
 from app.services.booking import appointments as booking
 from tests.factories import PatientFactory, ResidentFactory
-from tests.helpers.booking import NOW, assert_slot_consistent, clinic
+from tests.helpers.booking import NOW, assert_slot_consistent, clinic, race
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _race(app, calls):
-    """Run every call at the same moment, each in its own app context; returns results or error codes."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        with app.app_context():
-            barrier.wait()
-            try:
-                return call()
-            except DomainError as exc:
-                return exc.code
-            finally:
-                db.session.remove()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def _residents(n: int):
@@ -60,7 +41,7 @@ def test_fifty_residents_racing_for_the_last_five_seats_get_five(app, committed)
     for resident_id in early:
         booking.book_slot(resident_id=resident_id, slot_id=slot_id, now=NOW)
 
-    outcomes = _race(app, [_book(r, slot_id) for r in racers])
+    outcomes = race(app, [_book(r, slot_id) for r in racers])
 
     won = [o for o in outcomes if isinstance(o, int)]
     assert len(won) == 5
@@ -78,7 +59,7 @@ def test_one_patient_booking_twice_at_once_gets_one_appointment(app, committed):
     db.session.commit()
 
     # Ten tries at the same slot and ten at another slot of the same department and day.
-    outcomes = _race(app, [_book(resident_id, ids[i % 2]) for i in range(20)])
+    outcomes = race(app, [_book(resident_id, ids[i % 2]) for i in range(20)])
 
     assert len([o for o in outcomes if isinstance(o, int)]) == 1
     assert set(o for o in outcomes if not isinstance(o, int)) == {"daily_limit"}
@@ -102,7 +83,7 @@ def test_reschedules_racing_bookings_never_lose_or_duplicate_a_seat(app, committ
 
     # Movers leave the full source slot for the target while bookers pile into both.
     calls = [move(r) for r in movers] + [_book(r, (source_id, target_id)[i % 2]) for i, r in enumerate(bookers)]
-    outcomes = _race(app, calls)
+    outcomes = race(app, calls)
 
     assert set(o for o in outcomes if not isinstance(o, int)) <= {"slot_taken"}
     for slot_id in (source_id, target_id):

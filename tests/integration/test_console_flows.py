@@ -77,8 +77,9 @@ def test_reassigning_without_a_reason_is_explained(client, session, desk):
     assert ticket.assignee_id == colleague.id
 
 
-def test_an_edited_faq_answer_is_what_the_bot_gets_next(client, app, session, desk):
-    *_, token = desk
+def test_an_edited_faq_answer_is_what_the_bot_gets_next(client, app, session):
+    login(client, StaffFactory(role="admin"))  # a team lead: the answers are every street's (tests/security)
+    token = csrf_from(client, "/console/knowledge")
     session.add(FaqArticle(topic="clinic_hours_test", title="开门时间", answer="8点"))
     session.flush()
     client.post("/console/knowledge/clinic_hours_test", data={"csrf_token": token, "title": "开门时间",

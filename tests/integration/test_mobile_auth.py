@@ -72,14 +72,16 @@ def test_five_wrong_tries_lock_the_code_even_for_the_right_answer(client, app, s
     assert error_code(_sign_in(client, right), 429) == "code_locked"
 
 
-def test_sign_in_tries_are_limited_per_phone_across_new_codes(client, app, session, monkeypatch):
+def test_wrong_tries_burn_codes_never_the_phone(client, app, session, monkeypatch):
+    # A phone's guesses are bounded by its codes (5 tries each, MOBILE_CODES_PER_PHONE_HOUR of them), so junk tries
+    # never refuse its owner a fresh code (tests/security/test_sign_in_abuse.py).
     monkeypatch.setitem(app.config, "MOBILE_CODE_RESEND_SECONDS", 0)
     monkeypatch.setitem(app.config, "MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR", 3)
     for _ in range(3):
         send_code(client, PHONE)
         assert error_code(_sign_in(client, "000000" if last_code(app, E164) != "000000" else "111111"), 401)
     send_code(client, PHONE)
-    assert error_code(_sign_in(client, last_code(app, E164)), 429) == "rate_limited"
+    assert _sign_in(client, last_code(app, E164)).status_code == 200
 
 
 def test_sign_in_tries_are_limited_per_address(client, app, session, monkeypatch):

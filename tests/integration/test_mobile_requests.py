@@ -8,20 +8,12 @@ import pytest
 from PIL import Image
 
 from app.core.extensions import db
-from app.core.photo_storage import LocalDiskStorage
 from app.models import RequestPhoto, Street, Ticket, TicketEvent
 from app.services.tickets import lifecycle as tickets
 from tests.factories import StaffFactory, StreetFactory
 from tests.helpers.mobile import bearer, error_code, idem, image_bytes, sign_in
 
 GPS_IFD = 0x8825
-
-
-@pytest.fixture
-def storage(app, tmp_path, monkeypatch):
-    disk = LocalDiskStorage(str(tmp_path / "uploads"))
-    monkeypatch.setitem(app.extensions, "linli_photo_storage", disk)
-    return disk
 
 
 @pytest.fixture

@@ -28,7 +28,10 @@ def test_linking_by_code_merges_the_sms_resident_and_their_tickets_into_the_wech
 
     wrong = post_plain(web, text_xml(OPENID, "000000" if code != "000000" else "111111", 2)).get_data(as_text=True)
     assert "验证码不正确" in wrong
-    linked = post_plain(web, text_xml(OPENID, code, 3)).get_data(as_text=True)
+    # The phone has an account (its SMS self): merged only when the resident says so (issue 26).
+    asked = post_plain(web, text_xml(OPENID, code, 3)).get_data(as_text=True)
+    assert "合并" in asked
+    linked = post_plain(web, text_xml(OPENID, f"合并 {code}", 4)).get_data(as_text=True)
     assert "绑定成功" in linked
 
     db.session.expire_all()

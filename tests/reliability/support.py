@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -204,7 +205,7 @@ class StoppableRasa:
 def signed_wechat_query(token: str = "test-wechat-token") -> str:
     from app.channels.wechat_envelope import signature_of
 
-    ts, nonce = str(int(time.time())), "reliab"
+    ts, nonce = str(int(time.time())), secrets.token_hex(8)
     return urlencode({"signature": signature_of(token, ts, nonce), "timestamp": ts, "nonce": nonce})
 
 

@@ -7,6 +7,7 @@ whatever it holds, the answer is a reply, "success" or a 4xx, never a 500, and n
 """
 from __future__ import annotations
 
+import secrets
 import string
 import time
 from urllib.parse import urlencode
@@ -131,7 +132,7 @@ def web(app, committed, fakes):
 
 
 def _plain_query() -> str:
-    ts, nonce = str(int(time.time())), "fuzz"
+    ts, nonce = str(int(time.time())), secrets.token_hex(8)
     return urlencode({"signature": signature_of(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce})
 
 

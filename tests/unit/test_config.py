@@ -16,7 +16,8 @@ def test_production_refuses_to_start_with_default_secrets(monkeypatch):
 
 def test_production_starts_when_every_secret_is_set(monkeypatch):
     for name, value in {"ENV": "production", "SECRET_KEY": "s" * 32, "BOT_SERVICE_TOKEN": "b" * 32,
-                        "WECHAT_TOKEN": "w" * 16, "TWILIO_AUTH_TOKEN": "t" * 32}.items():
+                        "WECHAT_TOKEN": "w" * 16, "TWILIO_AUTH_TOKEN": "t" * 32,
+                        "WECHAT_AES_KEY": "k" * 43}.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     assert settings.is_production

@@ -6,7 +6,7 @@ a copy of the tokens at rest. A code is single use and a refresh token rotates, 
 from __future__ import annotations
 
 from app.api.v1.blueprint import bp
-from app.api.v1.guards import auth, client_ip, current
+from app.api.v1.guards import auth, client_ip, current, issue_oauth_client_key, oauth_client_key
 from app.api.v1.schemas import (
     CodeIn,
     CodeSentOut,
@@ -44,9 +44,11 @@ def sign_in(body):
 @bp.get("/auth/wechat/authorize-url")
 @bp.input(WeChatUrlQuery, location="query", arg_name="query")
 @bp.output(WeChatUrlOut)
-@bp.doc(summary="The WeChat OAuth page to send the H5 browser to", tags=[TAG], responses=[503])
+@bp.doc(summary="The WeChat OAuth page to send the H5 browser to",
+        description="Sets the HttpOnly cookie `linli_oauth_client`: the state works once, and only with the code "
+                    "posted by the client holding that cookie.", tags=[TAG], responses=[503])
 def wechat_url(query):
-    url, state = residents.wechat_authorize_url(**query)
+    url, state = residents.wechat_authorize_url(client_key=issue_oauth_client_key(), **query)
     return {"url": url, "state": state}
 
 
@@ -55,7 +57,7 @@ def wechat_url(query):
 @bp.output(TokensOut)
 @bp.doc(summary="Sign in with the code WeChat's OAuth redirect brought back", tags=[TAG], responses=[401, 503])
 def wechat_sign_in(body):
-    return residents.sign_in_with_wechat(**body)
+    return residents.sign_in_with_wechat(client_key=oauth_client_key(), **body)
 
 
 @bp.post("/auth/refresh")

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from functools import wraps
 
 from apiflask import HTTPTokenAuth
-from flask import current_app, request
+from flask import after_this_request, current_app, request
 
 from app.api.v1.schemas import IdempotencyHeaders
 from app.core import idempotency
@@ -38,6 +40,31 @@ def current() -> Principal:
 def client_ip() -> str:
     # remote_addr, never X-Forwarded-For as sent: a proxy in front must be trusted via ProxyFix.
     return request.remote_addr or "-"
+
+
+# The secret a browser holds for its WeChat OAuth states (residents.wechat_authorize_url binds each state to it).
+# HttpOnly: the H5 page's scripts never see it, so a state and code lifted from a URL or a log are not enough.
+OAUTH_CLIENT_COOKIE = "linli_oauth_client"
+_OAUTH_CLIENT_KEY = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+def oauth_client_key() -> str | None:
+    """This client's OAuth secret as its cookie presents it (None without one)."""
+    key = request.cookies.get(OAUTH_CLIENT_COOKIE, "")
+    return key if _OAUTH_CLIENT_KEY.fullmatch(key) else None
+
+
+def issue_oauth_client_key() -> str:
+    """This client's OAuth secret, kept (two tabs share it) or new; the answer (re)sets the cookie."""
+    key = oauth_client_key() or secrets.token_urlsafe(32)
+
+    @after_this_request
+    def _set_cookie(response):
+        response.set_cookie(OAUTH_CLIENT_COOKIE, key, path="/api/v1/", httponly=True, samesite="Lax",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+        return response
+
+    return key
 
 
 def idempotent(bp):

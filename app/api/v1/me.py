@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from app.api.v1.blueprint import bp
-from app.api.v1.guards import auth, client_ip, current, idempotent
+from app.api.v1.guards import auth, client_ip, current, idempotent, oauth_client_key
 from app.api.v1.schemas import CodeSentOut, MeOut, MePatch, PhoneConfirmIn, PhoneLinkIn, WeChatCodeIn, mask_phone
 from app.services import residents
 from app.services.residents import CODE_TTL
@@ -37,7 +37,8 @@ def edit_me(body):
 @bp.doc(summary="Link the WeChat user who authorised the H5 page to this resident", tags=[TAG],
         responses=[401, 409, 503])
 def link_wechat(body):
-    residents.link_wechat(resident_id=current().resident_id, code=body["code"], state=body["state"])
+    residents.link_wechat(resident_id=current().resident_id, code=body["code"], state=body["state"],
+                          client_key=oauth_client_key())
     return _me(current().resident_id)
 
 
@@ -48,8 +49,7 @@ def link_wechat(body):
 @bp.output(CodeSentOut, status_code=202)
 @bp.doc(summary="Text a code to a phone to link it (a WeChat-first resident)", tags=[TAG], responses=[422, 429])
 def link_phone(body):
-    phone = residents.request_phone_link(resident_id=current().resident_id, phone=body["phone"],
-                                                client_ip=client_ip())
+    phone = residents.request_phone_link(resident_id=current().resident_id, phone=body["phone"], client=client_ip())
     return {"phone": mask_phone(phone), "expires_in": int(CODE_TTL.total_seconds())}
 
 
@@ -58,9 +58,13 @@ def link_phone(body):
 @idempotent(bp)
 @bp.input(PhoneConfirmIn, arg_name="body")
 @bp.output(MeOut)
-@bp.doc(summary="Confirm the phone link with the texted code", tags=[TAG], responses=[409, 422, 429])
+@bp.doc(summary="Confirm the phone link with the texted code",
+        description="409 `phone_has_account`: the phone already has an account; send the same code with "
+                    "`merge: true` to merge that account into this one (the phone is texted that it was).",
+        tags=[TAG], responses=[409, 422, 429])
 def confirm_phone(body):
-    residents.confirm_phone_link(resident_id=current().resident_id, code=body["code"], client_ip=client_ip())
+    residents.confirm_phone_link(resident_id=current().resident_id, code=body["code"], client=client_ip(),
+                                 merge=body["merge"])
     return _me(current().resident_id)
 
 

@@ -37,7 +37,8 @@ def _room_for_photos():
 @idempotent(bp)
 @bp.input(PhotoUploadIn, location="files", arg_name="body")
 @bp.output(PhotoEnvelope, status_code=201)
-@bp.doc(summary="Upload one photo for a request (checked, metadata stripped)", tags=[TAG], responses=[413, 422])
+@bp.doc(summary="Upload one photo for a request (checked, metadata stripped)", tags=[TAG],
+        responses=[409, 413, 422, 429])
 def upload_photo(body):
     return {"photo": tickets.upload_photo(resident_id=current().resident_id, data=body["file"].read())}
 

@@ -121,6 +121,7 @@ class PhoneLinkIn(Schema):
 
 class PhoneConfirmIn(Schema):
     code = String(required=True, validate=Length(1, 10))
+    merge = Boolean(load_default=False)  # consent to merging the account that already holds the phone
 
 
 # --- appointments ----------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 A seat is taken by one guarded UPDATE (booked_count < capacity) in the same transaction that picks
 the seat number and inserts the appointment; the CHECK on slots and the partial unique indexes on
 appointments are the last word, so no interleaving of requests can hand out a seat twice.
-Row locks are always taken in the order patient, appointment, slots by id, so transactions never
-wait on each other in a circle.
+Row locks are always taken in the order patient, resident, appointment, slots by id, so transactions
+never wait on each other in a circle.
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from app.services.booking.errors import (
     BookingSuspended,
     DailyLimit,
     PastDeadline,
+    ResidentDailyLimit,
+    ResidentTooManyActive,
     SlotInPast,
     SlotNotReleased,
     SlotTaken,
     TooManyActive,
 )
-from app.services.booking.patients import get_patient, own_patient
+from app.services.booking.patients import get_patient, lock_resident, own_patient
 
 # A fulfilled or missed visit used its seat; only a cancellation gives a seat back.
 SEAT_HOLDING = ("booked", "fulfilled", "noshow")
@@ -90,7 +92,10 @@ def book_slot(*, resident_id: int, slot_id: int, patient_id: int | None = None,
         slot = _bookable_slot(slot_id, now)
         # One booking at a time per patient, so the "at most 3 active" count cannot be raced past.
         patient = lock_patient(patient_id=patient.id)
+        # And one at a time per resident, so bookings for two family members cannot both pass its caps.
+        lock_resident(resident_id=resident_id)
         _check_patient_may_book(patient, slot, now)
+        _check_resident_may_book(resident_id, slot, now)
         _take_seat(slot)
         appointment = _seat_appointment(slot, patient_id=patient.id, resident_id=resident_id, now=now)
     return appointment
@@ -121,10 +126,12 @@ def reschedule_appointment(*, resident_id: int, appointment_id: int, new_slot_id
         if new_slot.id == current.slot_id:
             raise Conflict("the booking is already in this slot", code="same_slot")
         patient = lock_patient(patient_id=current.patient_id)
+        lock_resident(resident_id=resident_id)
         current = lock_appointment(appointment_id=appointment_id, resident_id=resident_id)
         _require_booked(current)
         _require_before_deadline(current, now)
         _check_patient_may_book(patient, new_slot, now, replacing=current)
+        _check_resident_may_book(resident_id, new_slot, now, replacing=current)
         _lock_slots(current.slot_id, new_slot.id)
         _take_seat(new_slot)
         _release_seat(current, now)
@@ -172,7 +179,8 @@ def _owned_appointment(*, appointment_id: int, resident_id: int) -> Appointment:
 
 
 def _department_ids(department: int | str) -> list[int]:
-    if isinstance(department, int) or str(department).isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if isinstance(department, int) or str(department).isdecimal():
         ids = [int(department)] if db.session.get(Department, int(department)) else []
     else:
         # The bot names a department ("内科"); several hospitals may have one of that name.
@@ -219,6 +227,30 @@ def _check_patient_may_book(patient: Patient, slot: Slot, now: datetime,
             select(func.count()).select_from(Appointment).join(Appointment.slot).where(*others, Slot.end_at > now))
         if active >= _max_active():
             raise TooManyActive(f"a patient can hold at most {_max_active()} bookings at a time")
+
+
+def _check_resident_may_book(resident_id: int, slot: Slot, now: datetime,
+                             replacing: Appointment | None = None) -> None:
+    """The per-resident caps: the per-patient ones alone multiply with every family member registered.
+
+    Besides the total, a cap per department and day: the total alone would still let one account hold a
+    small clinic's whole day (6 seats), while 2 covers the usual family case of taking one or two
+    relatives to the same clinic on the same day (BOOKING_MAX_PER_RESIDENT_DEPARTMENT_DAY).
+    """
+    others = [Appointment.booked_by_resident_id == resident_id, Appointment.status == "booked"]
+    if replacing is not None:
+        others.append(Appointment.id != replacing.id)
+    day_cap = setting("BOOKING_MAX_PER_RESIDENT_DEPARTMENT_DAY")
+    same_day = db.session.scalar(select(func.count()).select_from(Appointment).where(
+        *others, Appointment.department_id == slot.department_id, Appointment.local_date == slot.local_date))
+    if same_day >= day_cap:
+        raise ResidentDailyLimit(f"同一科室同一天，每位居民（含家人）最多预约{day_cap}个号")
+    if replacing is None:  # a move keeps the total
+        cap = setting("BOOKING_MAX_ACTIVE_PER_RESIDENT")
+        active = db.session.scalar(
+            select(func.count()).select_from(Appointment).join(Appointment.slot).where(*others, Slot.end_at > now))
+        if active >= cap:
+            raise ResidentTooManyActive(f"每位居民（含家人）最多同时持有{cap}个待就诊的预约，请先就诊或取消一个")
 
 
 def _take_seat(slot: Slot) -> None:

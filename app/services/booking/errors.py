@@ -24,6 +24,18 @@ class TooManyActive(Conflict):
     code = "too_many_active"
 
 
+class TooManyFamilyMembers(Conflict):
+    code = "too_many_family_members"
+
+
+class ResidentTooManyActive(Conflict):
+    code = "resident_too_many_active"
+
+
+class ResidentDailyLimit(Conflict):
+    code = "resident_daily_limit"
+
+
 class PastDeadline(Conflict):
     code = "past_deadline"
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.core.config import setting
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
 from app.core.secrets_at_rest import encrypt, keyed_hash
 from app.models import Appointment, Patient, Resident
 from app.models.base import utcnow
 from app.services import residents
-from app.services.booking.errors import InvalidIdNumber, NoPatient
+from app.services.booking.errors import InvalidIdNumber, NoPatient, TooManyFamilyMembers
 
 RELATIONS = ("self", "parent", "child", "spouse", "other")
 
@@ -55,6 +56,7 @@ def add_patient(*, resident_id: int, name: str, id_number: str, relation: str = 
         raise NotFound("no such resident")
     number = _checked(id_number)
     _refuse_second_self(resident_id=resident_id, relation=relation)
+    _refuse_family_beyond_cap(resident_id=resident_id, relation=relation)
     existing = db.session.scalar(
         select(Patient).where(Patient.resident_id == resident_id, Patient.id_number_hash == keyed_hash(number))
     )
@@ -77,6 +79,10 @@ def update_patient(*, resident_id: int, patient_id: int, name: str | None = None
     patient = get_patient(resident_id=resident_id, patient_id=patient_id)
     if relation is not None and relation != patient.relation:
         _refuse_second_self(resident_id=resident_id, relation=relation)
+        if patient.relation == "self":
+            # Otherwise self -> parent, then a new self, repeated, adds family members past the cap.
+            _lock_patient_row(patient.id)  # patient before resident: the order book_slot takes them in
+            _refuse_family_beyond_cap(resident_id=resident_id, relation=relation)
         patient.relation = relation
     if name is not None:
         patient.name = name.strip()
@@ -113,6 +119,31 @@ def _store_id_number(patient: Patient, number: str) -> None:
     patient.id_number_encrypted = encrypt(number)
     patient.id_number_hash = keyed_hash(number)
     patient.id_number_last4 = number[-4:]
+
+
+def lock_resident(*, resident_id: int) -> None:
+    """Serialise the changes counted per resident (family members, bookings across them).
+
+    FOR NO KEY UPDATE: two of these wait for each other, while rows that merely reference the resident
+    (messages, tickets, appointments) are still inserted freely, their foreign-key check taking KEY SHARE.
+    """
+    db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update(key_share=True))
+
+
+def _refuse_family_beyond_cap(*, resident_id: int, relation: str) -> None:
+    """At most BOOKING_MAX_FAMILY_MEMBERS current family members, the resident themself not counted."""
+    if relation == "self":
+        return
+    lock_resident(resident_id=resident_id)  # held to the commit, so two additions cannot both see room
+    cap = setting("BOOKING_MAX_FAMILY_MEMBERS")
+    members = db.session.scalar(select(func.count()).select_from(Patient).where(
+        Patient.resident_id == resident_id, Patient.relation != "self", Patient.removed_at.is_(None)))
+    if members >= cap:
+        raise TooManyFamilyMembers(f"每位居民最多登记{cap}位家人，请先移除不再需要代约的家人")
+
+
+def _lock_patient_row(patient_id: int) -> None:
+    db.session.execute(select(Patient.id).where(Patient.id == patient_id).with_for_update())
 
 
 def _refuse_second_self(*, resident_id: int, relation: str) -> None:

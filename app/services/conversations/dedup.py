@@ -14,11 +14,7 @@ from app.services.conversations.replies import Outcome
 log = logging.getLogger(__name__)
 
 DEDUP_TTL = 600  # seconds; WeChat retries within 15 s, Twilio within minutes
-
-
 DUPLICATE_WAIT = 3.0  # how long a retried webhook waits for the first delivery's passive reply
-
-
 _TAKE_OVER = """
 if redis.call('get', KEYS[1]) == 'failed' then
   redis.call('set', KEYS[1], 'running', 'EX', ARGV[1])

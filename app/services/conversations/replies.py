@@ -17,8 +17,6 @@ from app.services import delivery, outbox, residents, tickets
 log = logging.getLogger(__name__)
 
 PASSIVE_MAX_BYTES = 2000  # WeChat cuts a passive text reply at about 2048 bytes
-
-
 APOLOGY = "抱歉，智能助手暂时无法回答。您的留言已转给工作人员，我们会尽快回复您。"
 
 

@@ -21,6 +21,8 @@ from app.services.reports.intents import classify_later  # noqa: F401  (the conv
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # a year is what the benchmark proves stays fast
+# Days a report may name: the calendar's own ends (years 1 and 9999) overflow the UTC bounds of a Shanghai day.
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def build_scope(*, street_id: int, start: date | None = None, end: date | None =
     """The scope an admin asked for; the last 30 days by default; a community of another street is not found."""
     today = (now or utcnow()).astimezone(SHANGHAI).date()
     end = end or today
+    if any(day is not None and not EARLIEST_DAY <= day <= LATEST_DAY for day in (start, end)):
+        raise ValidationFailed(f"日期须在 {EARLIEST_DAY} 至 {LATEST_DAY} 之间", code="invalid_range")
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise ValidationFailed("开始日期不能晚于结束日期", code="invalid_range")

@@ -16,8 +16,6 @@ from app.services.residents.auth import (
 )
 from app.services.residents.bot_senders import conversation_by_sender
 from app.services.residents.id_numbers import check_char, is_valid, mask, normalise
-
-# The chat's phone link (conversations.phone_link); the app's path is profile's, which adds rate limits.
 from app.services.residents.identities import (
     CODE_TTL,
     normalise_phone,
@@ -25,12 +23,6 @@ from app.services.residents.identities import (
     resident_for,
     set_wechat_subscribed,
     street_of,
-)
-from app.services.residents.identities import (
-    confirm_phone_link as confirm_link_code,
-)
-from app.services.residents.identities import (
-    request_phone_link as send_link_code,
 )
 from app.services.residents.profile import (
     confirm_phone_link,

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 
 import jwt
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from app.core.config import setting
-from app.core.errors import DomainError, Unauthorized, ValidationFailed
+from app.core.errors import DomainError, Unauthorized
 from app.core.extensions import db
 from app.core.redis_client import get_redis
 from app.core.secrets_at_rest import keyed_hash
@@ -88,9 +87,15 @@ def request_code(*, phone: str, client_ip: str, now: datetime | None = None) -> 
 
 def sign_in_with_code(*, phone: str, code: str, client_ip: str, device: str = "",
                       now: datetime | None = None) -> Tokens:
-    """Exchange a correct, fresh, unused code for tokens; each try counts, right or wrong."""
+    """Exchange a correct, fresh, unused code for tokens; each try counts, right or wrong.
+
+    Wrong tries burn the code they were aimed at (CODE_TRIES), never the phone: a budget of tries per phone let
+    anyone's junk guesses refuse its owner's next sign-in, even with a fresh code. A guesser needs new codes, which
+    are limited per phone (limit_code_sends), so a phone takes at most CODE_TRIES x MOBILE_CODES_PER_PHONE_HOUR
+    guesses an hour at its 10^6 codes; tries stay limited per address as well.
+    """
     e164 = _phone(phone)
-    limit_code_tries(phone=e164, client_ip=client_ip)
+    _limit("try-ip", client_ip, setting("MOBILE_SIGN_IN_TRIES_PER_IP_HOUR"))
     now = now or utcnow()
     latest = db.session.scalar(select(SignInCode).where(SignInCode.phone == e164)
                                .order_by(SignInCode.id.desc()).limit(1))
@@ -123,20 +128,24 @@ def sign_in_with_code(*, phone: str, code: str, client_ip: str, device: str = ""
 
 # --- WeChat OAuth (H5) -----------------------------------------------------------------------------
 
-def wechat_authorize_url(*, redirect_uri: str, scope: str) -> tuple[str, str]:
-    """Where the H5 page sends the browser, and the state it must hand back with the code."""
-    state = _state_serializer().dumps({"n": secrets.token_urlsafe(8), "s": scope})
-    return _oauth_client().authorize_url(redirect_uri=redirect_uri, scope=scope, state=state), state
+def wechat_authorize_url(*, redirect_uri: str, scope: str, client_key: str) -> tuple[str, str]:
+    """Where the H5 page sends the browser, and the state it must hand back with the code.
+
+    The state is a random nonce kept OAUTH_STATE_SECONDS in Redis with the hash of `client_key`, a secret the
+    asking client holds (the route keeps it in an HttpOnly cookie): a code and state carried off (a leaked redirect
+    URL, a shared link) are useless to any other client, and the state is good for one use.
+    """
+    oauth = _oauth_client()
+    state = secrets.token_urlsafe(24)
+    _redis_call(lambda r: r.set(_state_key(state), _state_binding(client_key), ex=OAUTH_STATE_SECONDS))
+    return oauth.authorize_url(redirect_uri=redirect_uri, scope=scope, state=state), state
 
 
-def wechat_openid(*, code: str, state: str) -> str:
-    """The openid behind an OAuth code the browser brought back with our fresh state."""
+def wechat_openid(*, code: str, state: str, client_key: str | None) -> str:
+    """The openid behind an OAuth code the browser brought back with a fresh state minted for this client."""
     from integrations.wechat_oauth import WeChatOAuthError
 
-    try:
-        _state_serializer().loads(state or "", max_age=OAUTH_STATE_SECONDS)
-    except BadSignature:
-        raise Unauthorized("授权已过期，请重新进入页面", code="invalid_oauth_state") from None
+    _consume_state(state, client_key)
     try:
         return _oauth_client().exchange(code).openid
     except WeChatOAuthError as exc:
@@ -146,9 +155,11 @@ def wechat_openid(*, code: str, state: str) -> str:
                            details={"errcode": exc.errcode}) from None
 
 
-def sign_in_with_wechat(*, code: str, state: str, device: str = "", now: datetime | None = None) -> Tokens:
+def sign_in_with_wechat(*, code: str, state: str, client_key: str | None, device: str = "",
+                        now: datetime | None = None) -> Tokens:
     """The resident behind the openid (the same one their WeChat messages reach) gets a session."""
-    resident = identities.resident_for(channel="wechat", address=wechat_openid(code=code, state=state))
+    resident = identities.resident_for(channel="wechat",
+                                       address=wechat_openid(code=code, state=state, client_key=client_key))
     return open_session(resident_id=resident.id, method="wechat", device=device, now=now)
 
 
@@ -161,8 +172,28 @@ def _oauth_client():
     return WeChatOAuthClient(cfg["WECHAT_APP_ID"], cfg["WECHAT_SECRET"], oauth_api_base(cfg["WECHAT_API_BASE"]))
 
 
-def _state_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="linli-wechat-oauth-state")
+def _consume_state(state: str, client_key: str | None) -> None:
+    def take(redis):
+        # GET and DEL in one MULTI (GETDEL needs Redis 6.2): of two uses at once, one gets the state, the other nothing.
+        pipe = redis.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.delete(key)
+        return pipe.execute()[0]
+
+    key = _state_key(state or "")
+    # Spent by its first presentation, whoever makes it and however it ends: a state is never good twice.
+    bound_to = _redis_call(take)
+    if bound_to is None or not client_key \
+            or not hmac.compare_digest(bound_to.decode(), _state_binding(client_key)):
+        raise Unauthorized("授权已过期，请重新进入页面", code="invalid_oauth_state")
+
+
+def _state_key(state: str) -> str:
+    return f"linli:oauth-state:{keyed_hash(f'oauth-state:{state}')[:32]}"
+
+
+def _state_binding(client_key: str) -> str:
+    return keyed_hash(f"oauth-client:{client_key}")
 
 
 # --- sessions and tokens ---------------------------------------------------------------------------
@@ -272,10 +303,7 @@ def _signing_key() -> str:
 # --- helpers ---------------------------------------------------------------------------------------
 
 def _phone(raw: str) -> str:
-    e164 = identities.normalise_phone(raw or "")
-    if e164 is None:
-        raise ValidationFailed("手机号格式不正确", code="bad_phone")
-    return e164
+    return identities.code_phone(raw)  # the numbers codes may be texted to, for signing in as for linking
 
 
 def _code_hash(phone: str, code: str) -> str:
@@ -291,7 +319,9 @@ def limit_code_sends(*, phone: str, client_ip: str) -> None:
 
 
 def limit_code_tries(*, phone: str, client_ip: str) -> None:
-    """Code checks: an hourly budget per phone (across codes, so new codes buy no extra guesses) and per address."""
+    """Code checks: an hourly budget per phone (across codes, so new codes buy no extra guesses) and per address.
+
+    Not used by sign-in (see sign_in_with_code: a phone's budget there let strangers lock its owner out)."""
     cfg = current_app.config
     _limit("try-phone", phone, cfg["MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR"])
     _limit("try-ip", client_ip, cfg["MOBILE_SIGN_IN_TRIES_PER_IP_HOUR"])

@@ -12,6 +12,8 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.core import transports
+from app.core.config import setting
 from app.core.errors import Conflict, ValidationFailed
 from app.core.extensions import db
 from app.models import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(minutes=5)
 CODE_TRIES = 5
+PHONE_HAS_ACCOUNT = ("该手机号已有一个账户（可能含预约、家人和紧急联系人）。如确认是您本人、要把两个账户合并，"
+                     "请回复“合并 验证码”，例如“合并 123456”。")
+MERGE_NOTICE = "【邻里】手机号{masked}的账户已与一个微信账号合并。如非本人操作，请立即联系社区工作人员。"
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
@@ -34,6 +39,19 @@ def normalise_phone(raw: str) -> str | None:
     if _MAINLAND_MOBILE.match(digits):
         return "+86" + digits
     return None
+
+
+def code_phone(raw: str) -> str:
+    """The E.164 of a phone that may be texted a code (sign-in or linking), or ValidationFailed.
+
+    Only mobiles of SMS_CODE_COUNTRY_CODES (the mainland by default): a street office serves its residents, and
+    codes texted abroad on an attacker's say-so cost money and feed SMS pumping fraud.
+    """
+    e164 = normalise_phone(raw or "")
+    allowed = tuple("+" + cc.strip() for cc in setting("SMS_CODE_COUNTRY_CODES").split(",") if cc.strip())
+    if e164 is None or not e164.startswith(allowed):
+        raise ValidationFailed("手机号格式不正确，请输入中国大陆手机号", code="bad_phone")
+    return e164
 
 
 def resident_for(*, channel: str, address: str) -> Resident:
@@ -104,10 +122,9 @@ def _code_hash(code: str, phone: str) -> str:
 
 
 def request_phone_link(*, resident_id: int, phone: str) -> str:
-    """Text a one-time code to `phone`; the resident proves the number by sending it back. Returns the E.164."""
-    e164 = normalise_phone(phone)
-    if e164 is None:
-        raise ValidationFailed("手机号格式不正确", code="bad_phone")
+    """Text a one-time code to `phone` (an E.164 that code_phone accepted); the resident proves the number by sending
+    it back. Unlimited: callers go through residents.request_phone_link, which applies the limits."""
+    e164 = phone
     code = f"{secrets.randbelow(10**6):06d}"
     now = utcnow()
     # Earlier unused codes stop working: only the latest one text counts.
@@ -116,8 +133,7 @@ def request_phone_link(*, resident_id: int, phone: str) -> str:
     db.session.add(PhoneLinkCode(resident_id=resident_id, phone=e164, code_hash=_code_hash(code, e164),
                                  expires_at=now + CODE_TTL))
     db.session.commit()
-    from app.core import transports  # the code goes to a number not yet anyone's SMS conversation
-
+    # Straight to the number, not through the outbox: it is not yet anyone's SMS conversation.
     transports.get().twilio.send_sms(e164, f"【邻里】您的绑定验证码是{code}，5分钟内有效。如非本人操作请忽略。")
     return e164
 
@@ -130,8 +146,13 @@ def pending_link(*, resident_id: int) -> PhoneLinkCode | None:
     )
 
 
-def confirm_phone_link(*, resident_id: int, code: str) -> Resident:
-    """Check the code; on success the phone (and whoever wrote from it by SMS) becomes this resident's."""
+def confirm_phone_link(*, resident_id: int, code: str, merge: bool = False) -> Resident:
+    """Check the code; on success the phone (and whoever wrote from it by SMS) becomes this resident's.
+
+    A phone that already belongs to another resident is merged only with `merge` (the resident said so after being
+    told), and the phone is texted that it was: a right code is proof of the phone, but never a silent takeover.
+    Unlimited: callers go through residents.confirm_phone_link, which budgets the guesses.
+    """
     link = pending_link(resident_id=resident_id)
     if link is None:
         raise ValidationFailed("没有待验证的绑定，或验证码已过期", code="no_pending_link")
@@ -141,6 +162,11 @@ def confirm_phone_link(*, resident_id: int, code: str) -> Resident:
     db.session.commit()
     if not hmac.compare_digest(link.code_hash, _code_hash(code.strip(), link.phone)):
         raise ValidationFailed("验证码不正确", code="wrong_code")
+    holder = _identity("sms", link.phone)
+    merging = holder is not None and holder.resident_id != resident_id
+    if merging and not merge:
+        # The code stays valid (its try is spent), so the resident can confirm with it.
+        raise Conflict(PHONE_HAS_ACCOUNT, code="phone_has_account")
     won = db.session.execute(update(PhoneLinkCode).where(PhoneLinkCode.id == link.id, PhoneLinkCode.used_at.is_(None))
                              .values(used_at=utcnow())).rowcount
     if not won:
@@ -149,13 +175,22 @@ def confirm_phone_link(*, resident_id: int, code: str) -> Resident:
     resident = db.session.get(Resident, resident_id)
     resident.phone = link.phone
     resident.sms_opted_out = False
-    holder = _identity("sms", link.phone)
-    if holder is not None and holder.resident_id != resident_id:
+    if merging:
         merge_residents(into=resident, absorbed_id=holder.resident_id)
     elif holder is None:
         db.session.add(ChannelIdentity(resident_id=resident_id, channel="sms", external_id=link.phone))
     db.session.commit()
+    if merging:
+        _tell_phone_of_merge(link.phone)
     return resident
+
+
+def _tell_phone_of_merge(phone: str) -> None:
+    """The phone's owner hears of the merge, so one that was not theirs is noticed and reported."""
+    try:
+        transports.get().twilio.send_sms(phone, MERGE_NOTICE.format(masked=phone[:-8] + "****" + phone[-4:]))
+    except Exception as exc:  # noqa: BLE001 (the merge stands; the notice is a courtesy that failed)
+        log.warning("merge notice to a linked phone failed: %s", type(exc).__name__)
 
 
 def merge_residents(*, into: Resident, absorbed_id: int) -> None:

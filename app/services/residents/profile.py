@@ -44,9 +44,9 @@ def update_profile(*, resident_id: int, name: str | None = None, address: str | 
     return resident
 
 
-def link_wechat(*, resident_id: int, code: str, state: str) -> Resident:
+def link_wechat(*, resident_id: int, code: str, state: str, client_key: str | None) -> Resident:
     """Link the WeChat user who just authorised the H5 page; their chat history comes along (merge)."""
-    openid = resident_auth.wechat_openid(code=code, state=state)
+    openid = resident_auth.wechat_openid(code=code, state=state, client_key=client_key)
     own = linked_channels(resident_id=resident_id)["wechat"]
     if own == openid:
         return get_profile(resident_id=resident_id)
@@ -67,18 +67,26 @@ def link_wechat(*, resident_id: int, code: str, state: str) -> Resident:
     return resident
 
 
-def request_phone_link(*, resident_id: int, phone: str, client_ip: str) -> str:
-    """A WeChat-first resident proves a phone by SMS code (identities' link flow, rate limited here)."""
-    e164 = identities.normalise_phone(phone or "")
-    if e164 is None:
-        raise ValidationFailed("手机号格式不正确", code="bad_phone")
-    resident_auth.limit_code_sends(phone=e164, client_ip=client_ip)
+def request_phone_link(*, resident_id: int, phone: str, client: str) -> str:
+    """Text a code to prove a phone: the one path of every channel (the app, the WeChat chat), with one set of limits.
+
+    `client` is whoever asks: the address in the app, "wechat:<openid>" in the chat. Codes are limited per phone
+    (resend interval, hourly budget), whoever asks, and per client.
+    """
+    e164 = identities.code_phone(phone)
+    resident_auth.limit_code_sends(phone=e164, client_ip=client)
     return identities.request_phone_link(resident_id=resident_id, phone=e164)
 
 
-def confirm_phone_link(*, resident_id: int, code: str, client_ip: str) -> Resident:
-    resident_auth.limit_code_tries(phone=f"link:{resident_id}", client_ip=client_ip)
-    return identities.confirm_phone_link(resident_id=resident_id, code=code)
+def confirm_phone_link(*, resident_id: int, code: str, client: str, merge: bool = False) -> Resident:
+    """Check the texted code; `merge` consents to absorbing the account that already holds the phone."""
+    link = identities.pending_link(resident_id=resident_id)
+    if link is None:
+        raise ValidationFailed("没有待验证的绑定，或验证码已过期", code="no_pending_link")
+    # Guesses are budgeted per phone, whoever makes them: fresh WeChat accounts buy no extra tries at one number.
+    # Kept apart from the phone's sign-in budget, so guesses at linking never lock its owner out of signing in.
+    resident_auth.limit_code_tries(phone=f"link:{link.phone}", client_ip=client)
+    return identities.confirm_phone_link(resident_id=resident_id, code=code, merge=merge)
 
 
 def notifications_of(*, resident_id: int):

@@ -42,6 +42,7 @@ from app.services.tickets.requests import (
     replies,
     report,
     requests_of,
+    sweep_unattached_photos,
     upload_photo,
 )
 from app.services.tickets.sla import OPEN_STATUSES

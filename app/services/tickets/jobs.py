@@ -1,8 +1,9 @@
-"""Ticket sweeps the ticker runs: SLA breaches, round-robin offers, closing old resolved tickets."""
+"""Ticket sweeps the ticker runs: SLA breaches, round-robin offers, closing old resolved tickets, deleting residents'
+photos no request took."""
 from __future__ import annotations
 
 from app.core.tasks import job
-from app.services.tickets import lifecycle, sla
+from app.services.tickets import lifecycle, requests, sla
 
 
 @job("tickets.flag_sla_breaches", every=60)
@@ -18,3 +19,8 @@ def offer_unassigned_tickets() -> int:
 @job("tickets.close_resolved", every=600)
 def close_resolved_tickets() -> int:
     return lifecycle.close_resolved()
+
+
+@job("tickets.sweep_unattached_photos", every=3600)
+def sweep_unattached_photos() -> int:
+    return requests.sweep_unattached_photos()

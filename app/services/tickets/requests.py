@@ -2,19 +2,25 @@
 resident follows its status and the staff's replies, and rates it once it is resolved."""
 from __future__ import annotations
 
+import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from redis.exceptions import RedisError
+from sqlalchemy import delete, func, select, update
 
 from app.core import photo_storage
-from app.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from app.core.config import setting
+from app.core.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
+from app.core.redis_client import get_redis
 from app.models import RequestPhoto, Resident, ResidentRequest, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.services import residents
 from app.services.tickets import lifecycle as tickets
+
+log = logging.getLogger(__name__)
 
 MAX_PHOTOS = 3
 CATEGORY_LABELS = {"sanitation": "环境卫生", "facilities": "公共设施", "greenery": "园林绿化", "safety": "安全隐患",
@@ -22,11 +28,24 @@ CATEGORY_LABELS = {"sanitation": "环境卫生", "facilities": "公共设施", "
 RATABLE = ("resolved", "closed")
 # The street's 一号定位 plates: letters and digits, e.g. "GY0123-045".
 _POLE = re.compile(r"^[A-Z0-9][A-Z0-9-]{3,19}$")
+_SWEEP_BATCH = 500
+
+
+class UploadsRateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
 
 
 def upload_photo(*, resident_id: int, data: bytes, now: datetime | None = None) -> RequestPhoto:
-    """Check, clean and store one photo; it waits, owned by the resident, until a request takes it."""
+    """Check, clean and store one photo; it waits, owned by the resident, until a request takes it (or the sweep
+    deletes it, MOBILE_PHOTO_UNATTACHED_HOURS later). Limited per resident: uploads an hour, photos waiting, photos
+    stored; the first two are checked before any decoding."""
+    _count_upload(resident_id)
+    _check_photo_quota(resident_id)
     clean = photo_storage.clean_photo(data)
+    # Checked again holding the resident's row, so parallel uploads cannot pass the quota together.
+    db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update(key_share=True))
+    _check_photo_quota(resident_id)
     key = photo_storage.new_key(clean.extension)
     # Stored before the row exists: a crash leaves an unreferenced file, never a row without its file.
     photo_storage.storage().save(key, clean.data, clean.content_type)
@@ -36,6 +55,34 @@ def upload_photo(*, resident_id: int, data: bytes, now: datetime | None = None) 
     db.session.add(photo)
     db.session.commit()
     return photo
+
+
+def sweep_unattached_photos(*, now: datetime | None = None) -> int:
+    """Delete the photos no request took within MOBILE_PHOTO_UNATTACHED_HOURS, rows and files; returns how many."""
+    cutoff = (now or utcnow()) - timedelta(hours=setting("MOBILE_PHOTO_UNATTACHED_HOURS"))
+    swept = 0
+    while True:
+        ids = list(db.session.scalars(select(RequestPhoto.id).where(RequestPhoto.request_id.is_(None),
+                                                                    RequestPhoto.created_at < cutoff)
+                                      .order_by(RequestPhoto.id).limit(_SWEEP_BATCH)))
+        if not ids:
+            return swept
+        # Rows first, and only those still unattached: a request taking a photo meanwhile keeps it, and a failure
+        # before the files are deleted leaves unreferenced files, never a row without its file.
+        keys = list(db.session.scalars(delete(RequestPhoto).where(RequestPhoto.id.in_(ids),
+                                                                  RequestPhoto.request_id.is_(None))
+                                       .returning(RequestPhoto.storage_key)
+                                       .execution_options(synchronize_session=False)))
+        db.session.commit()
+        storage = photo_storage.storage()
+        for key in keys:
+            try:
+                storage.delete(key)
+            except Exception as exc:  # noqa: BLE001 (any storage trouble: the file stays, unreferenced)
+                log.warning("could not delete unattached photo %s: %s", key, exc)
+        swept += len(keys)
+        if len(ids) < _SWEEP_BATCH:
+            return swept
 
 
 def photo_content(*, resident_id: int, photo_id: int) -> tuple[RequestPhoto, bytes]:
@@ -139,6 +186,40 @@ def _checked_location(latitude, longitude, pole_number) -> str | None:
     if pole is not None and not _POLE.match(pole):
         raise ValidationFailed("a pole number is 4-20 letters, digits or dashes", code="invalid_pole_number")
     return pole
+
+
+def _count_upload(resident_id: int) -> None:
+    """A fixed one-hour window per resident, counting attempts (a refused photo was decoded too)."""
+    key = f"linli:mobile:photo-uploads:{resident_id}"
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.set(key, 0, ex=3600, nx=True)  # the window starts with the first upload and never extends
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+    except RedisError as exc:
+        # Open, unlike the sign-in limiter: the quotas below still bound what a resident stores, and each upload's
+        # memory is bounded by the photo rules.
+        log.warning("photo upload limiter unavailable: %s", exc)
+        return
+    per_hour = setting("MOBILE_PHOTOS_PER_HOUR")
+    if count > per_hour:
+        raise UploadsRateLimited(f"at most {per_hour} photo uploads an hour; try again later",
+                                 details={"retry_after": max(int(ttl), 1), "limit": per_hour})
+
+
+def _check_photo_quota(resident_id: int) -> None:
+    waiting, stored = db.session.execute(
+        select(func.count().filter(RequestPhoto.request_id.is_(None)), func.count())
+        .where(RequestPhoto.resident_id == resident_id)).one()
+    most_waiting = setting("MOBILE_PHOTOS_UNATTACHED_MAX")
+    if waiting >= most_waiting:
+        raise Conflict(f"at most {most_waiting} photos may wait to be part of a request",
+                       code="too_many_unattached_photos", details={"max_unattached": most_waiting})
+    most_stored = setting("MOBILE_PHOTOS_PER_RESIDENT_MAX")
+    if stored >= most_stored:
+        raise Conflict(f"at most {most_stored} photos per resident", code="photo_quota_exceeded",
+                       details={"max_photos": most_stored})
 
 
 def _check_photos_free(resident_id: int, photo_ids: list[int]) -> None:
