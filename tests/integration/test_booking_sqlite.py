@@ -9,8 +9,8 @@ from sqlalchemy import select
 from app.core.extensions import db
 from app.models import Appointment
 from tests.conftest import sqlite_app_for, truncate_all
-from tests.integration.test_booking_concurrency import _book, _race, _residents
-from tests.helpers.booking import assert_slot_consistent, clinic
+from tests.helpers.booking import assert_slot_consistent, clinic, race
+from tests.integration.test_booking_concurrency import _book, _residents
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +34,7 @@ def test_racing_residents_on_sqlite_get_exactly_the_free_seats(sqlite_app, sqlit
     slot_id = slot.id
     db.session.commit()
 
-    outcomes = _race(sqlite_app, [_book(r, slot_id) for r in racers])
+    outcomes = race(sqlite_app, [_book(r, slot_id) for r in racers])
 
     assert len([o for o in outcomes if isinstance(o, int)]) == 3
     assert Counter(o for o in outcomes if not isinstance(o, int)) == {"slot_taken": 17}
@@ -47,7 +47,7 @@ def test_one_patient_booking_twice_at_once_on_sqlite_gets_one(sqlite_app, sqlite
     ids = (first.id, second.id)
     db.session.commit()
 
-    outcomes = _race(sqlite_app, [_book(resident_id, ids[i % 2]) for i in range(8)])
+    outcomes = race(sqlite_app, [_book(resident_id, ids[i % 2]) for i in range(8)])
 
     assert len([o for o in outcomes if isinstance(o, int)]) == 1
     assert db.session.scalar(select(db.func.count()).select_from(Appointment).where(
