@@ -13,6 +13,7 @@ from app.core.extensions import csrf, db, limiter, login_manager, migrate
 from app.core.json_body import init_json_body_guard
 from app.core.redis_client import init_redis
 from app.core.request_log import configure_logging, init_request_logging
+from app.core.security_headers import init_security_headers
 
 
 def create_app(config: Settings | dict | None = None) -> APIFlask:
@@ -49,6 +50,7 @@ def create_app(config: Settings | dict | None = None) -> APIFlask:
     register_commands(app)
     init_request_logging(app)
     init_json_body_guard(app)  # after the request id is set: a refused body is logged with one
+    init_security_headers(app)
     return app
 
 

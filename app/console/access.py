@@ -66,16 +66,9 @@ def admin_required(view):
 
 
 @bp.after_request
-def _security_headers(response):
-    # The console renders text residents wrote: no inline scripts, no framing.
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
-    )
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+def _no_store(response):
+    # Residents' data stays out of shared caches; the CSP and the other security headers are app-wide
+    # (app/core/security_headers.py).
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -1,12 +1,14 @@
 """今日预约: the day's appointments per department; staff mark who came (已就诊) and who did not (爽约).
 
-Hospitals are not tied to streets, so every signed-in staff member sees every department.
+Hospitals are not tied to streets, so every department is offered; the rows are those the staff member's street's
+residents booked, and only those can be marked (the services scope both).
 """
 from __future__ import annotations
 
 from datetime import date
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from app.console.blueprint import bp
 from app.core.errors import InvalidTransition, ValidationFailed
@@ -24,7 +26,7 @@ _ALREADY = "该预约已取消或已标记过，不能再标记"
 
 @bp.get("/appointments")
 def appointments_page():
-    schedule = day_schedule(day=_day(request.args.get("date")),
+    schedule = day_schedule(street_id=current_user.street_id, day=_day(request.args.get("date")),
                             department_id=_department(request.args.get("department")))
     return render_template("console/appointments.html", schedule=schedule, status_labels=STATUS_LABELS)
 
@@ -41,7 +43,7 @@ def appointment_noshow(appointment_id: int):
 
 def _mark(action: str, service, appointment_id: int):
     try:
-        appointment = service(appointment_id=appointment_id)
+        appointment = service(appointment_id=appointment_id, street_id=current_user.street_id)
     except InvalidTransition as exc:
         flash(_REFUSALS.get((action, exc.code), _ALREADY), "error")
     else:

@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from app.console.blueprint import bp
 from app.console.queue import PRIORITY_LABELS
+from app.core import photo_storage
 from app.core.errors import ValidationFailed
 from app.models.tickets import TICKET_PRIORITIES
 from app.services import tickets
@@ -20,10 +21,19 @@ def ticket_page(ticket_id: int):
     ticket = tickets.get_ticket(ticket_id=ticket_id, staff=current_user)
     return render_template(
         "console/ticket.html", ticket=ticket, entries=tickets.timeline(ticket_id=ticket_id, staff=current_user),
+        photos=tickets.ticket_photos(ticket_id=ticket_id, staff=current_user),
         canned=tickets.canned_replies(street_id=current_user.street_id),
         staff_list=tickets.street_staff(street_id=current_user.street_id),
         priorities=TICKET_PRIORITIES, priority_labels=PRIORITY_LABELS, status_labels=tickets.STATUS_LABELS,
     )
+
+
+@bp.get("/tickets/<int:ticket_id>/photos/<int:photo_id>")
+def ticket_photo(ticket_id: int, photo_id: int):
+    """A photo the resident sent with the request behind the ticket: staff of the ticket's street only."""
+    row, data = tickets.ticket_photo_content(ticket_id=ticket_id, photo_id=photo_id, staff=current_user)
+    # Not kept by the browser either: the console runs on shared office computers.
+    return photo_storage.photo_response(data, row.content_type, cache="no-store")
 
 
 @bp.get("/tickets/<int:ticket_id>/timeline")

@@ -78,6 +78,9 @@ class Settings:
     BOOKING_MAX_FAMILY_MEMBERS: int = 5
     BOOKING_MAX_ACTIVE_PER_RESIDENT: int = 6
     BOOKING_MAX_PER_RESIDENT_DEPARTMENT_DAY: int = 2
+    # A chosen slot's seat is held this long while the resident confirms; a waitlist offer this long (docs/booking.md).
+    BOOKING_HOLD_SECONDS: int = 300
+    BOOKING_OFFER_SECONDS: int = 1800
     SENDER_RATE_LIMIT: str = "20/minute"  # per resident address; the first message always gets through
     BOT_THREADS: int = 32  # bot turns running at once per web process
     OUTBOX_RETRY_BASE_SECONDS: float = 5.0  # exponential backoff base, at most 6 attempts

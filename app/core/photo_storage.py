@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from flask import current_app
+from flask import Response, current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.core.config import setting
@@ -200,6 +200,18 @@ class S3CompatibleStorage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def photo_response(data: bytes, content_type: str, *, cache: str) -> Response:
+    """A stored photo as an inert image: its own type only, never sniffed, never run as a page if opened directly
+    (no script, style or plugin may load in it), and saved under a fixed name, whatever the uploader called it."""
+    extension = next((ext for mime, ext, _ in FORMATS.values() if mime == content_type), "bin")
+    response = current_app.response_class(data, mimetype=content_type)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = f'inline; filename="photo.{extension}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = cache
+    return response
 
 
 def new_key(extension: str) -> str:

@@ -1,5 +1,15 @@
 """All models, imported here so Alembic and the app see the whole schema."""
-from app.models.booking import Appointment, Department, Doctor, Hospital, Patient, Schedule, Slot
+from app.models.booking import (
+    Appointment,
+    Department,
+    Doctor,
+    Hospital,
+    Patient,
+    Schedule,
+    Slot,
+    SlotHold,
+    WaitlistEntry,
+)
 from app.models.conversations import Conversation, Message, OutboundMessage
 from app.models.help import EscalationStep, HelpAlert, HelpContact, HelpDevice, HelpPress
 from app.models.knowledge import FaqArticle
@@ -21,5 +31,5 @@ __all__ = [
     "Doctor", "EscalationStep", "FaqArticle", "HelpAlert", "HelpContact", "HelpDelegate", "HelpDevice", "HelpPress",
     "Hospital", "IdempotencyRecord", "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "RefreshToken",
     "RequestPhoto", "Resident", "ResidentRequest", "ResidentSession", "RollupWatermark", "Schedule", "SignInCode",
-    "Slot", "Staff", "StaffSession", "Street", "Ticket", "TicketEvent",
+    "Slot", "SlotHold", "Staff", "StaffSession", "Street", "Ticket", "TicketEvent", "WaitlistEntry",
 ]

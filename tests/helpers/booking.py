@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.core.errors import DomainError
 from app.core.extensions import db
-from app.models import Appointment, Slot
+from app.models import Appointment, Slot, SlotHold
 from tests.factories import (
     ConversationFactory,
     DepartmentFactory,
@@ -56,6 +56,21 @@ def assert_slot_consistent(slot_id: int) -> None:
     assert slot.free == slot.capacity - len(seats)
     assert 0 <= slot.free <= slot.capacity
     assert len(set(seats)) == len(seats) and all(1 <= s <= slot.capacity for s in seats)
+
+
+def assert_seats_add_up(slot_id: int) -> None:
+    """booked_count = appointments not cancelled, held_count = holds 'held', together within capacity."""
+    slot = db.session.execute(select(Slot).where(Slot.id == slot_id).execution_options(populate_existing=True)
+                              ).scalar_one()
+    seats = seats_held(slot_id)
+    assert (slot.booked_count, slot.held_count) == (len(seats), _held(slot_id)), (slot.booked_count, slot.held_count)
+    assert slot.booked_count + slot.held_count <= slot.capacity
+    assert len(set(seats)) == len(seats) and all(1 <= s <= slot.capacity for s in seats)
+
+
+def _held(slot_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(SlotHold).where(
+        SlotHold.slot_id == slot_id, SlotHold.status == "held"))
 
 
 def active_count(patient_id: int) -> int:

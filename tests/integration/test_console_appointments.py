@@ -9,7 +9,14 @@ import pytest
 from app.models import Appointment
 from app.models.base import utcnow
 from app.services.booking.calendar import local_day
-from tests.factories import DepartmentFactory, DoctorFactory, PatientFactory, SlotFactory, StaffFactory
+from tests.factories import (
+    CommunityFactory,
+    DepartmentFactory,
+    DoctorFactory,
+    PatientFactory,
+    SlotFactory,
+    StaffFactory,
+)
 from tests.integration.test_console_auth import csrf_from, login
 
 FULL_ID = "110105194912310021"
@@ -42,21 +49,24 @@ def clinic(session):
     slot = past_slot(dr_li)
     eye_slot = past_slot(dr_zhou, ago=timedelta(minutes=40))
     other_day_slot = past_slot(dr_li, ago=timedelta(days=2))
-    zhang = PatientFactory(name="张秀英", id_number=FULL_ID)
-    wang = PatientFactory(name="王建国")
-    zhao = PatientFactory(name="赵桂兰")
+    # The desk sees the visits its own street's residents booked (tests/security/test_authorization.py: no other).
+    community = CommunityFactory()
+    zhang = PatientFactory(name="张秀英", id_number=FULL_ID, resident__community=community)
+    wang = PatientFactory(name="王建国", resident__community=community)
+    zhao = PatientFactory(name="赵桂兰", resident__community=community)
     return {
         "day": slot.local_date, "internal": internal, "eyes": eyes, "zhang": zhang, "dr_li": dr_li,
+        "community": community,
         "booked": seat(session, slot, zhang),
         "cancelled": seat(session, slot, wang, status="cancelled"),
         "eye": seat(session, eye_slot, zhao),
-        "other_day": seat(session, other_day_slot, PatientFactory(name="钱多多")),
+        "other_day": seat(session, other_day_slot, PatientFactory(name="钱多多", resident__community=community)),
     }
 
 
 @pytest.fixture
 def desk(client, clinic):
-    login(client, StaffFactory())
+    login(client, StaffFactory(street=clinic["community"].street))
     return csrf_from(client, "/console/appointments")
 
 
@@ -123,7 +133,7 @@ def test_a_refused_mark_is_explained_and_changes_nothing(client, session, clinic
     session.refresh(cancelled)
     assert cancelled.status == "cancelled"
     future = SlotFactory(doctor=clinic["dr_li"], day=local_day(utcnow()) + timedelta(days=2))
-    later = seat(session, future, PatientFactory())
+    later = seat(session, future, PatientFactory(resident__community=clinic["community"]))
     response = client.post(f"/console/appointments/{later.id}/noshow", data={"csrf_token": desk}, follow_redirects=True)
     assert "预约时间到了之后才能标记" in response.get_data(as_text=True)
     session.refresh(later)

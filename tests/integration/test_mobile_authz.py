@@ -13,6 +13,7 @@ from app.models import HelpAlert, HelpContact, Patient, RequestPhoto, ResidentRe
 from app.models.base import utcnow
 from app.seed import demo_id_number
 from app.services.booking import appointments as booking
+from app.services.booking import holds, waitlist
 from app.services.booking import patients as booking_patients
 from app.services.booking.calendar import SHANGHAI
 from app.services.help import chain_access as resident_help
@@ -36,7 +37,9 @@ def world(client, app, session, tmp_path, monkeypatch):
     StreetFactory()
     day = datetime.now(SHANGHAI).date() + timedelta(days=3)
     first = SlotFactory(day=day, at=time(9, 0))
+    full = SlotFactory(day=day + timedelta(days=1), at=time(9, 0), doctor=first.doctor, capacity=1)
     slots = [first.id, SlotFactory(day=day, at=time(10, 0), doctor=first.doctor).id]
+    full_id, full_department, full_day = full.id, full.department_id, full.local_date
     a = sign_in(client, app, "13800000041")
     revoked = sign_in(client, app, "13800000041")
     client.post("/api/v1/auth/sign-out", headers=bearer(revoked))
@@ -47,6 +50,11 @@ def world(client, app, session, tmp_path, monkeypatch):
     relative = booking_patients.add_patient(resident_id=aid, name=f"{MARK}母亲", relation="parent",
                                             id_number=demo_id_number("19300101", "222"))
     appointment = booking.book_slot(resident_id=aid, slot_id=slots[0], patient_id=patient.id)
+    # A held seat, and a place on a full day's waitlist (issue 23's rows).
+    seat = holds.hold_slot(resident_id=aid, slot_id=slots[1], patient_id=relative.id)
+    booking.book_slot(resident_id=aid, slot_id=full_id, patient_id=patient.id)
+    place = waitlist.join_waitlist(resident_id=aid, department_id=full_department, day=full_day,
+                                   patient_id=relative.id)
     help_devices.replace_chain(resident_id=aid, contacts=[{"name": f"{MARK}儿子", "phone": "+8613900000041",
                                                           "relation": "family"}])
     delegate = resident_help.add_delegate(resident_id=aid, phone="13900000099", name=f"{MARK}家属")
@@ -62,7 +70,7 @@ def world(client, app, session, tmp_path, monkeypatch):
     return {
         "a": a, "b": b, "revoked": revoked, "expired": expired.access_token, "aid": aid, "pid": relative.id,
         "apt": appointment.id, "slot2": slots[1], "did": delegate.id, "photo": photo.id, "spare": spare.id,
-        "rid": filed.id,
+        "rid": filed.id, "hold": seat.id, "place": place.id,
     }
 
 
@@ -86,6 +94,13 @@ def _routes(w: dict) -> list[tuple[str, str, dict | None, bool]]:
         ("POST", "/api/v1/appointments", {"slot_id": w["slot2"]}, False),
         ("POST", f"/api/v1/appointments/{w['apt']}/cancel", None, True),
         ("POST", f"/api/v1/appointments/{w['apt']}/reschedule", {"slot_id": w["slot2"]}, True),
+        ("POST", "/api/v1/holds", {"slot_id": w["slot2"]}, False),
+        ("POST", f"/api/v1/holds/{w['hold']}/confirm", None, True),
+        ("DELETE", f"/api/v1/holds/{w['hold']}", None, True),
+        ("GET", "/api/v1/waitlist", None, False),
+        ("POST", "/api/v1/waitlist", {"department_id": 1, "date": "2030-01-01"}, False),
+        ("POST", f"/api/v1/waitlist/{w['place']}/accept", None, True),
+        ("DELETE", f"/api/v1/waitlist/{w['place']}", None, True),
         ("GET", "/api/v1/help/residents", None, False),
         ("GET", f"/api/v1/help/residents/{a}/contacts", None, True),
         ("PUT", f"/api/v1/help/residents/{a}/contacts", chain, True),

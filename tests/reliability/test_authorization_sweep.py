@@ -7,32 +7,16 @@ automatically under its blueprint's rule, and a route of a new blueprint fails
 """
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
-
 import pytest
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
 from app.console.access import admin_required
 from app.core.extensions import db
 from app.models import HelpAlert, Ticket, TicketEvent
-from app.models.mobile import HelpDelegate, RequestPhoto, ResidentRequest
 from app.services.booking import appointments as booking
-from app.services.booking.calendar import SHANGHAI
 from app.services.help.texts import OUTCOMES
 from app.services.residents import auth as resident_auth
-from app.services.tickets import lifecycle as tickets
-from tests.factories import (
-    ChannelIdentityFactory,
-    CommunityFactory,
-    PatientFactory,
-    ResidentFactory,
-    SlotFactory,
-    StaffFactory,
-    StreetFactory,
-)
-from tests.integration.test_console_auth import csrf_from
+from tests.helpers.authorization import build_url, resident_headers, sign_in_console, two_streets
 from tests.reliability.support import AUTH, request_scoped_client
 
 # How each blueprint is guarded. Endpoints not under a rule here, nor in PUBLIC, fail the classification test.
@@ -58,8 +42,6 @@ PUBLIC = {
     "mobile_v1.refresh",
 }
 DENIED = {401, 403, 404, 405, 400}  # 400: the CSRF check refuses a form before anything else
-# Few hash rounds: the sweep signs in many times, and the strength of the hash is not under test here.
-CHEAP_HASH = generate_password_hash("correct horse", method="pbkdf2:sha256:1000")
 _ADMIN_WRAPPER = admin_required(lambda: None).__code__
 
 
@@ -85,59 +67,12 @@ def is_admin_only(app, endpoint: str) -> bool:
     return getattr(app.view_functions[endpoint], "__code__", None) is _ADMIN_WRAPPER
 
 
-def build_url(rule, ids: dict) -> str:
-    values = {}
-    for name in rule.arguments:
-        if name not in ids:
-            raise AssertionError(f"{rule.rule}: no id for <{name}>; add one to the sweep's world")
-        values[name] = ids[name]
-    url = rule.rule
-    for name, value in values.items():
-        url = re.sub(rf"<(?:[a-z]+:)?{name}>", str(value), url)
-    return url
-
-
 # --- the world: street A (ours) and street B (theirs) -----------------------------------------------------
 
 @pytest.fixture
-def world(app, committed):
-    """Two streets, each with a resident, a ticket, an alert, staff and bookable rows."""
-    visit_day = datetime.now(SHANGHAI).date() + timedelta(days=3)
-    made = {}
-    for side in ("a", "b"):
-        street = StreetFactory()
-        community = CommunityFactory(street=street)
-        resident = ResidentFactory(community=community, is_elderly=True, phone=f"+8613{'7' if side == 'a' else '8'}00000001")
-        ChannelIdentityFactory(resident=resident, channel="wechat", external_id=f"oSweep{side}000001")
-        patient = PatientFactory(resident=resident, relation="self")
-        slot = SlotFactory(day=visit_day, capacity=2)
-        staff = StaffFactory(street=street, role="staff", password_hash=CHEAP_HASH)
-        admin = StaffFactory(street=street, role="admin", password_hash=CHEAP_HASH)
-        db.session.commit()
-        ticket = tickets.open_ticket(street_id=street.id, source="resident", subject="路灯", resident_id=resident.id)
-        alert = HelpAlert(resident_id=resident.id, source="device", status="escalating")
-        db.session.add(alert)
-        db.session.flush()
-        db.session.commit()
-        request_ticket = tickets.open_ticket(street_id=street.id, source="resident", subject="报修",
-                                             resident_id=resident.id)
-        resident_request = ResidentRequest(resident_id=resident.id, ticket_id=request_ticket.id, category="other", pole_number="A-0001",
-                                           text="路灯坏了")
-        db.session.add(resident_request)
-        db.session.flush()
-        photo = RequestPhoto(resident_id=resident.id, request_id=resident_request.id, storage_key=f"sweep-{side}",
-                             content_type="image/jpeg", width=1, height=1, size_bytes=1)
-        delegate = HelpDelegate(resident_id=resident.id, phone="+8613900000009", name="家属")
-        db.session.add_all([photo, delegate])
-        db.session.commit()
-        appointment = booking.book_slot(resident_id=resident.id, slot_id=slot.id, patient_id=patient.id)
-        made[side] = {
-            "street_id": street.id, "resident_id": resident.id, "patient_id": patient.id,
-            "staff": staff.username, "admin": admin.username, "ticket_id": ticket.id, "alert_id": alert.id, "staff_id": staff.id,
-            "appointment_id": appointment.id, "request_id": resident_request.id, "photo_id": photo.id,
-            "delegate_id": delegate.id, "openid": f"oSweep{side}000001",
-        }
-    return made
+def world(app, committed, storage):
+    """Two streets, each with a resident who owns one of everything, staff and an admin (tests/helpers)."""
+    return two_streets()
 
 
 def ids_of(side: dict) -> dict:
@@ -146,25 +81,15 @@ def ids_of(side: dict) -> dict:
         "ticket_id": side["ticket_id"], "alert_id": side["alert_id"], "staff_id": side["staff_id"],
         "resident_id": side["resident_id"], "appointment_id": side["appointment_id"],
         "patient_id": side["patient_id"], "delegate_id": side["delegate_id"], "photo_id": side["photo_id"],
-        "request_id": side["request_id"], "attempt_id": 1, "device_uid": "DEV-SWEEP", "topic": "sweep",
-        "name": "volume", "filename": "console/console.css",
+        "request_id": side["request_id"], "hold_id": side["hold_id"], "entry_id": side["entry_id"],
+        "attempt_id": 1, "device_uid": "DEV-SWEEP", "topic": "sweep", "name": "volume",
+        "filename": "console/console.css",
     }
 
 
 @pytest.fixture
 def web(app, world):
     return request_scoped_client(app)
-
-
-def sign_in_console(client, username: str) -> None:
-    token = csrf_from(client)
-    response = client.post("/console/login", data={"username": username, "password": "correct horse",
-                                                   "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
-
-
-def console_csrf(client) -> str:
-    return csrf_from(client, "/console/queue")
 
 
 def call(client, method: str, url: str, **kwargs):
@@ -285,11 +210,9 @@ def test_console_lists_and_reports_show_only_the_own_street(app, web, world, mon
     assert web.get(f"/console/simulator/feed?openid={world['b']['openid']}").status_code == 404
 
 
-def _resident_token(resident_id: int) -> dict:
-    return {"Authorization": "Bearer " + resident_auth.open_session(resident_id=resident_id, method="sms").access_token}
 
 
-def test_no_mobile_route_answers_without_a_resident_token(app, web, world):
+def test_no_mobile_route_answers_without_aresident_headers(app, web, world):
     staff_token = AUTH  # the bot's service token is not a resident's
     for endpoint, method, rule in routes(app, "resident_token"):
         url = build_url(rule, ids_of(world["a"]))
@@ -312,7 +235,7 @@ MOBILE_OWNED_PARAMS = {"appointment_id", "patient_id", "delegate_id", "photo_id"
 
 def test_a_resident_cannot_reach_another_residents_rows_through_the_mobile_api(app, web, world):
     """Resident A (not B's delegate) names B's appointment, family member, photo, request or help chain."""
-    headers = _resident_token(world["a"]["resident_id"])
+    headers = resident_headers(world["a"]["resident_id"])
     theirs = ids_of(world["b"])
     swept = 0
     before = _street_state()

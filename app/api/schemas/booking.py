@@ -99,6 +99,49 @@ class BotAppointmentsOut(Schema):
     appointments = List(Nested(BotAppointmentOut))
 
 
+class BotHoldIn(SenderIn):
+    slot_id = Integer(required=True, validate=Range(min=1))
+
+
+class BotHoldOut(Schema):
+    id = Integer()
+    kind = String(metadata={"description": "hold (a slot chosen) or offer (a seat from the waitlist)"})
+    status = String(metadata={"description": "held, confirmed, released or expired"})
+    slot_id = Integer()
+    department = String(attribute="slot.department.name")
+    doctor = String(attribute="slot.doctor.name")
+    start = LocalDateTime(attribute="slot.start_at")
+    expires_at = LocalDateTime()
+    patient_name = String(attribute="patient.name")
+
+
+class BotHoldEnvelope(Schema):
+    hold = Nested(BotHoldOut)
+
+
+class BotWaitlistIn(SenderIn):
+    department = String(required=True, validate=Length(1, 50), metadata={"description": "name or id"})
+    date = Date(required=True, metadata={"description": "YYYY-MM-DD in Asia/Shanghai"})
+
+
+class BotWaitlistEntryOut(Schema):
+    id = Integer()
+    department = String(attribute="department.name")
+    date = Date(attribute="local_date")
+    status = String(metadata={"description": "waiting, offered, booked, lapsed or left"})
+    position = Integer(allow_none=True, metadata={"description": "while waiting: 1 is offered the next seat"})
+    patient_name = String(attribute="patient.name")
+    offer = Nested(BotHoldOut, allow_none=True, metadata={"description": "the live offer while offered"})
+
+
+class BotWaitlistEntryEnvelope(Schema):
+    entry = Nested(BotWaitlistEntryOut)
+
+
+class BotWaitlistOut(Schema):
+    entries = List(Nested(BotWaitlistEntryOut))
+
+
 # --- the resident / staff API (/api/booking) --------------------------------------------------
 
 class SlotSearchQuery(Schema):
@@ -194,3 +237,54 @@ class BookIn(Schema):
 
 class RescheduleIn(Schema):
     slot_id = Integer(required=True, validate=Range(min=1))
+
+
+class HoldIn(Schema):
+    slot_id = Integer(required=True, validate=Range(min=1))
+    patient_id = Integer(validate=Range(min=1), metadata={"description": "default: the resident's own record"})
+
+
+class HoldOut(Schema):
+    id = Integer()
+    kind = String(metadata={"description": "hold (a slot chosen) or offer (a seat from the waitlist)"})
+    status = String(metadata={"description": "held, confirmed, released or expired"})
+    slot_id = Integer()
+    hospital = String(attribute="slot.department.hospital.name")
+    department = String(attribute="slot.department.name")
+    doctor = String(attribute="slot.doctor.name")
+    start = LocalDateTime(attribute="slot.start_at")
+    end = LocalDateTime(attribute="slot.end_at")
+    expires_at = LocalDateTime(metadata={"description": "the seat is held until then"})
+    patient = Nested(PatientRef)
+    appointment_id = Integer(allow_none=True, metadata={"description": "once confirmed"})
+
+
+class HoldEnvelope(Schema):
+    hold = Nested(HoldOut)
+
+
+class WaitlistIn(Schema):
+    department_id = Integer(required=True, validate=Range(min=1))
+    date = Date(required=True, metadata={"description": "YYYY-MM-DD in Asia/Shanghai"})
+    patient_id = Integer(validate=Range(min=1), metadata={"description": "default: the resident's own record"})
+
+
+class WaitlistEntryOut(Schema):
+    id = Integer()
+    department_id = Integer()
+    department = String(attribute="department.name")
+    hospital = String(attribute="department.hospital.name")
+    date = Date(attribute="local_date")
+    status = String(metadata={"description": "waiting, offered, booked, lapsed or left"})
+    position = Integer(allow_none=True, metadata={"description": "while waiting: 1 is offered the next seat"})
+    patient = Nested(PatientRef)
+    offer = Nested(HoldOut, allow_none=True, metadata={"description": "the live offer while offered"})
+    created_at = LocalDateTime()
+
+
+class WaitlistEntryEnvelope(Schema):
+    entry = Nested(WaitlistEntryOut)
+
+
+class WaitlistOut(Schema):
+    entries = List(Nested(WaitlistEntryOut))

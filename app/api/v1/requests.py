@@ -1,7 +1,7 @@
 """Requests (诉求 / 随手拍): photos, reporting a problem, following it, rating it."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 
 from app.api.v1.blueprint import bp
 from app.api.v1.guards import auth, current, idempotent
@@ -14,6 +14,7 @@ from app.api.v1.schemas import (
     RequestIn,
     RequestsPage,
 )
+from app.core import photo_storage
 from app.core.config import setting
 from app.core.pagination import page_query
 from app.models import ResidentRequest
@@ -48,10 +49,7 @@ def upload_photo(body):
 @bp.doc(summary="A photo the resident uploaded", tags=[TAG], responses=[404])
 def photo(photo_id: int):
     row, data = tickets.photo_content(resident_id=current().resident_id, photo_id=photo_id)
-    response = current_app.response_class(data, mimetype=row.content_type)
-    response.headers["Cache-Control"] = "private, max-age=86400"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photo_storage.photo_response(data, row.content_type, cache="private, max-age=86400")
 
 
 @bp.post("/requests")

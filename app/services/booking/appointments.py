@@ -1,27 +1,28 @@
 """Hospital appointments: finding free slots, booking, cancelling and rescheduling seats.
 
-A seat is taken by one guarded UPDATE (booked_count < capacity) in the same transaction that picks
+A seat is taken by one guarded UPDATE (booked_count + held_count < capacity) in the same transaction that picks
 the seat number and inserts the appointment; the CHECK on slots and the partial unique indexes on
 appointments are the last word, so no interleaving of requests can hand out a seat twice.
-Row locks are always taken in the order patient, resident, appointment, slots by id, so transactions
-never wait on each other in a circle.
+Row locks are always taken in the order patient, resident, appointment, hold, waitlist entries, slots by id,
+so transactions never wait on each other in a circle (seats.py). A seat given back goes to the waitlist first.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import date, datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, with_expression
 
 from app.core.config import setting
 from app.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import Appointment, Department, Patient, Slot
+from app.models import Appointment, Department, Patient, Slot, SlotHold
 from app.models.base import utcnow
+from app.services.booking import seats
 from app.services.booking.calendar import cancel_deadline, format_local, release_at, released_until
 from app.services.booking.errors import (
+    AlreadyHolding,
     BookingSuspended,
     DailyLimit,
     PastDeadline,
@@ -33,21 +34,11 @@ from app.services.booking.errors import (
     TooManyActive,
 )
 from app.services.booking.patients import get_patient, lock_resident, own_patient
+from app.services.booking.seats import one_transaction
 
 # A fulfilled or missed visit used its seat; only a cancellation gives a seat back.
 SEAT_HOLDING = ("booked", "fulfilled", "noshow")
 MAX_SEARCH_DAYS = 31
-
-
-@contextmanager
-def one_transaction():
-    """Commit what the block did, or roll all of it back (and release its row locks) on any error."""
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def list_departments() -> list[Department]:
@@ -59,18 +50,23 @@ def list_departments() -> list[Department]:
 def search_free_slots(*, department: int | str, date_from: date, date_to: date | None = None,
                       doctor_id: int | None = None, session: str | None = None, limit: int | None = None,
                       now: datetime | None = None) -> list[Slot]:
-    """Released, future slots with a free seat, earliest first; `department` is an id or a name."""
+    """Released, future slots with a free seat, earliest first; `department` is an id or a name.
+
+    A seat held by a hold past its time counts as free: the hold no longer blocks, whether or not it was ended.
+    """
     now = now or utcnow()
     date_to = date_to or date_from
     if date_to < date_from or (date_to - date_from).days >= MAX_SEARCH_DAYS:
         raise ValidationFailed(f"the date range must run forward and span at most {MAX_SEARCH_DAYS} days",
                                code="bad_date_range")
+    expired_holds = seats.expired_holds_of_slot(now)
     query = (
         select(Slot)
-        .options(joinedload(Slot.doctor), joinedload(Slot.department).joinedload(Department.hospital))
+        .options(joinedload(Slot.doctor), joinedload(Slot.department).joinedload(Department.hospital),
+                 with_expression(Slot.expired_holds, expired_holds))
         .where(Slot.department_id.in_(_department_ids(department)),
                Slot.local_date >= date_from, Slot.local_date <= min(date_to, released_until(now)),
-               Slot.start_at > now, Slot.booked_count < Slot.capacity)
+               Slot.start_at > now, Slot.booked_count + Slot.held_count - expired_holds < Slot.capacity)
         .order_by(Slot.start_at, Slot.id)
     )
     if doctor_id is not None:
@@ -86,6 +82,24 @@ def book_slot(*, resident_id: int, slot_id: int, patient_id: int | None = None,
               now: datetime | None = None) -> Appointment:
     """Take a seat for a patient of the resident (their own record when patient_id is None)."""
     now = now or utcnow()
+    return with_expired_holds_ended(slot_id, now, lambda: _book(resident_id, slot_id, patient_id, now))
+
+
+def with_expired_holds_ended(slot_id: int, now: datetime, attempt):
+    """attempt(); refused for a full slot, once more if holds past their time were what filled it.
+
+    Lazy expiry: a hold past expires_at never keeps a seat from anybody, even before the periodic job ends it.
+    """
+    try:
+        return attempt()
+    except SlotTaken as refusal:
+        if not getattr(refusal, "held_seen", 1) or not seats.expire_due_holds(now=now,
+                                                                             among=SlotHold.slot_id == slot_id):
+            raise
+    return attempt()
+
+
+def _book(resident_id: int, slot_id: int, patient_id: int | None, now: datetime) -> Appointment:
     with one_transaction():
         patient = (own_patient(resident_id=resident_id) if patient_id is None
                    else get_patient(resident_id=resident_id, patient_id=patient_id))
@@ -94,23 +108,27 @@ def book_slot(*, resident_id: int, slot_id: int, patient_id: int | None = None,
         patient = lock_patient(patient_id=patient.id)
         # And one at a time per resident, so bookings for two family members cannot both pass its caps.
         lock_resident(resident_id=resident_id)
-        _check_patient_may_book(patient, slot, now)
-        _check_resident_may_book(resident_id, slot, now)
+        held = _held(patient, slot, now)
+        _check_patient_may_book(patient, slot, now, held=held)
+        _check_resident_may_book(resident_id, slot, now, held=held)
         _take_seat(slot)
         appointment = _seat_appointment(slot, patient_id=patient.id, resident_id=resident_id, now=now)
     return appointment
 
 
 def cancel_appointment(*, resident_id: int, appointment_id: int, now: datetime | None = None) -> Appointment:
-    """Cancel before the deadline and give the seat back; cancelling twice changes nothing."""
+    """Cancel before the deadline and give the seat back (to the first in line, if any); twice changes nothing."""
     now = now or utcnow()
+    offer = None
     with one_transaction():
         appointment = lock_appointment(appointment_id=appointment_id, resident_id=resident_id)
         if appointment.status == "cancelled":
             return appointment
         _require_booked(appointment)
         _require_before_deadline(appointment, now)
-        _release_seat(appointment, now)
+        offer = seats.offer_to_next(appointment.slot, now)
+        _release_seat(appointment, now, offered=offer is not None)
+    seats.announce(offer, now)
     return appointment
 
 
@@ -130,12 +148,15 @@ def reschedule_appointment(*, resident_id: int, appointment_id: int, new_slot_id
         current = lock_appointment(appointment_id=appointment_id, resident_id=resident_id)
         _require_booked(current)
         _require_before_deadline(current, now)
-        _check_patient_may_book(patient, new_slot, now, replacing=current)
-        _check_resident_may_book(resident_id, new_slot, now, replacing=current)
+        held = _held(patient, new_slot, now)
+        _check_patient_may_book(patient, new_slot, now, replacing=current, held=held)
+        _check_resident_may_book(resident_id, new_slot, now, replacing=current, held=held)
+        offer = seats.offer_to_next(current.slot, now)  # waitlist entries are locked before slots
         _lock_slots(current.slot_id, new_slot.id)
         _take_seat(new_slot)
-        _release_seat(current, now)
+        _release_seat(current, now, offered=offer is not None)
         moved = _seat_appointment(new_slot, patient_id=patient.id, resident_id=resident_id, now=now)
+    seats.announce(offer, now)
     return moved
 
 
@@ -210,8 +231,17 @@ def lock_patient(*, patient_id: int) -> Patient:
     ).scalar_one()
 
 
+def _held(patient: Patient, slot: Slot, now: datetime, excluding_hold: int | None = None) -> seats.HeldSeats:
+    """The seats the patient's resident holds (but `excluding_hold`), counted against the caps like bookings."""
+    return seats.held_seats(resident_id=patient.resident_id, patient_id=patient.id,
+                            department_id=slot.department_id, local_date=slot.local_date, now=now,
+                            excluding=excluding_hold)
+
+
 def _check_patient_may_book(patient: Patient, slot: Slot, now: datetime,
-                            replacing: Appointment | None = None) -> None:
+                            replacing: Appointment | None = None, *, held: seats.HeldSeats) -> None:
+    """The per-patient rules, live holds (`held`) counted like bookings; a patient holding a seat of that day
+    confirms or releases it rather than booking a second one."""
     if patient.suspended_until is not None and patient.suspended_until > now:
         raise BookingSuspended(f"booking is suspended until {format_local(patient.suspended_until, '%Y-%m-%d')} "
                                "after repeated missed visits")
@@ -222,15 +252,24 @@ def _check_patient_may_book(patient: Patient, slot: Slot, now: datetime,
         *others, Appointment.department_id == slot.department_id, Appointment.local_date == slot.local_date)))
     if same_day:
         raise DailyLimit("this patient already has a booking in this department on that day")
+    if held.patient_day:
+        raise already_holding(seats.live_hold_of(patient_id=patient.id, department_id=slot.department_id,
+                                                 local_date=slot.local_date, now=now))
     if replacing is None:
         active = db.session.scalar(
             select(func.count()).select_from(Appointment).join(Appointment.slot).where(*others, Slot.end_at > now))
-        if active >= _max_active():
+        if active + held.patient_total >= _max_active():
             raise TooManyActive(f"a patient can hold at most {_max_active()} bookings at a time")
 
 
+def already_holding(hold) -> AlreadyHolding:
+    return AlreadyHolding("this patient holds a seat in this department on that day: confirm or release it",
+                          details={"hold_id": hold.id, "slot_id": hold.slot_id,
+                                   "expires_at": hold.expires_at.isoformat()})
+
+
 def _check_resident_may_book(resident_id: int, slot: Slot, now: datetime,
-                             replacing: Appointment | None = None) -> None:
+                             replacing: Appointment | None = None, *, held: seats.HeldSeats) -> None:
     """The per-resident caps: the per-patient ones alone multiply with every family member registered.
 
     Besides the total, a cap per department and day: the total alone would still let one account hold a
@@ -243,38 +282,27 @@ def _check_resident_may_book(resident_id: int, slot: Slot, now: datetime,
     day_cap = setting("BOOKING_MAX_PER_RESIDENT_DEPARTMENT_DAY")
     same_day = db.session.scalar(select(func.count()).select_from(Appointment).where(
         *others, Appointment.department_id == slot.department_id, Appointment.local_date == slot.local_date))
-    if same_day >= day_cap:
+    if same_day + held.resident_day >= day_cap:
         raise ResidentDailyLimit(f"同一科室同一天，每位居民（含家人）最多预约{day_cap}个号")
     if replacing is None:  # a move keeps the total
         cap = setting("BOOKING_MAX_ACTIVE_PER_RESIDENT")
         active = db.session.scalar(
             select(func.count()).select_from(Appointment).join(Appointment.slot).where(*others, Slot.end_at > now))
-        if active >= cap:
+        if active + held.resident_total >= cap:
             raise ResidentTooManyActive(f"每位居民（含家人）最多同时持有{cap}个待就诊的预约，请先就诊或取消一个")
 
 
 def _take_seat(slot: Slot) -> None:
-    """The guarded increment: only one of the racing transactions can take the last seat."""
-    taken = db.session.execute(
-        update(Slot).where(Slot.id == slot.id, Slot.booked_count < Slot.capacity)
-        .values(booked_count=Slot.booked_count + 1).execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:
-        raise SlotTaken("no seat is left in this slot")
-    db.session.expire(slot, ["booked_count"])
+    """The guarded increment: only one of the racing transactions can take the last seat, held ones counted."""
+    seats.take_seat(slot, as_hold=False)
 
 
-def _release_seat(appointment: Appointment, now: datetime) -> None:
+def _release_seat(appointment: Appointment, now: datetime, *, offered: bool) -> None:
+    """Cancel and give the seat back: free, or still held when it was just offered to the first in line."""
     appointment.status = "cancelled"
     appointment.cancelled_at = now
     db.session.flush()
-    released = db.session.execute(
-        update(Slot).where(Slot.id == appointment.slot_id, Slot.booked_count > 0)
-        .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False)
-    )
-    if released.rowcount != 1:  # the count and the appointments disagree: refuse rather than drift
-        raise RuntimeError(f"slot {appointment.slot_id} has no booked seat to release")
-    db.session.expire(appointment.slot, ["booked_count"])
+    seats.give_back(appointment.slot, was_held=False, offered=offered)
 
 
 def _lock_slots(*slot_ids: int) -> None:

@@ -50,3 +50,47 @@ class InvalidIdNumber(ValidationFailed):
 
 class NoPatient(ValidationFailed):
     code = "no_patient"
+
+
+class AlreadyHolding(Conflict):
+    code = "already_holding"
+
+
+class HoldExpired(Conflict):
+    code = "hold_expired"
+
+
+class HoldReleased(Conflict):
+    code = "hold_released"
+
+
+class HoldConfirmed(Conflict):
+    code = "hold_confirmed"
+
+
+class AlreadyWaiting(Conflict):
+    code = "already_waiting"
+
+
+class SeatsAvailable(Conflict):
+    code = "seats_available"
+
+
+class NoSlots(Conflict):
+    code = "no_slots"
+
+
+class NoOffer(Conflict):
+    code = "no_offer"
+
+
+class OfferLapsed(Conflict):
+    code = "offer_lapsed"
+
+
+class NotInLine(Conflict):
+    code = "not_in_line"
+
+
+class AmbiguousDepartment(ValidationFailed):
+    code = "ambiguous_department"

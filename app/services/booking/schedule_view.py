@@ -1,6 +1,8 @@
 """The day's appointments per department, as staff see them in the console ("今日预约").
 
-Rows carry only what the desk needs: the patient's name and a masked ID number, never the number itself.
+Rows carry only what the desk needs: the patient's name and a masked ID number, never the number itself. Every
+department is offered (hospitals serve every street), but a street's staff see only the appointments its own
+residents booked.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from app.models import Appointment, Department, Slot
 from app.models.base import utcnow
 from app.services.booking.appointments import list_departments
 from app.services.booking.calendar import local_day
-from app.services.residents import mask
+from app.services.residents import mask, residents_of_street
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,10 @@ class DaySchedule:
     department_options: list[Department]
 
 
-def day_schedule(*, day: date | None = None, department_id: int | None = None,
+def day_schedule(*, street_id: int, day: date | None = None, department_id: int | None = None,
                  now: datetime | None = None) -> DaySchedule:
-    """Appointments of a local day (default today in Asia/Shanghai), grouped by department, cancelled included."""
+    """Appointments the street's residents booked for a local day (default today in Asia/Shanghai), grouped by
+    department, cancelled included."""
     today = local_day(now or utcnow())
     day = day or today
     if department_id is not None and db.session.get(Department, department_id) is None:
@@ -63,7 +66,8 @@ def day_schedule(*, day: date | None = None, department_id: int | None = None,
         select(Appointment).join(Appointment.slot)
         .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.patient),
                  joinedload(Appointment.department).joinedload(Department.hospital))
-        .where(Appointment.local_date == day)
+        .where(Appointment.local_date == day,
+               Appointment.booked_by_resident_id.in_(residents_of_street(street_id=street_id)))
         .order_by(Appointment.department_id, Slot.start_at, Slot.doctor_id, Appointment.seat_no, Appointment.id)
     )
     if department_id is not None:

@@ -21,6 +21,7 @@ from app.services.residents.identities import (
     normalise_phone,
     pending_link,
     resident_for,
+    residents_of_street,
     set_wechat_subscribed,
     street_of,
 )

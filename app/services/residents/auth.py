@@ -313,9 +313,11 @@ def _code_hash(phone: str, code: str) -> str:
 def limit_code_sends(*, phone: str, client_ip: str) -> None:
     """Codes texted: one per resend interval per phone, and an hourly budget per phone and per address."""
     cfg = current_app.config
+    # The asker's budget first: a request refused for its address must spend nothing of the phone's, or one address
+    # past its budget could still keep any phone it names from getting a code.
+    _limit("code-ip", client_ip, cfg["MOBILE_CODES_PER_IP_HOUR"])
     _throttle_resend(phone)
     _limit("code-phone", phone, cfg["MOBILE_CODES_PER_PHONE_HOUR"])
-    _limit("code-ip", client_ip, cfg["MOBILE_CODES_PER_IP_HOUR"])
 
 
 def limit_code_tries(*, phone: str, client_ip: str) -> None:
@@ -323,8 +325,8 @@ def limit_code_tries(*, phone: str, client_ip: str) -> None:
 
     Not used by sign-in (see sign_in_with_code: a phone's budget there let strangers lock its owner out)."""
     cfg = current_app.config
+    _limit("try-ip", client_ip, cfg["MOBILE_SIGN_IN_TRIES_PER_IP_HOUR"])  # first, as in limit_code_sends
     _limit("try-phone", phone, cfg["MOBILE_SIGN_IN_TRIES_PER_PHONE_HOUR"])
-    _limit("try-ip", client_ip, cfg["MOBILE_SIGN_IN_TRIES_PER_IP_HOUR"])
 
 
 def _throttle_resend(phone: str) -> None:

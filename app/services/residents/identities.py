@@ -92,6 +92,15 @@ def street_of(resident: Resident) -> int | None:
     return db.session.scalar(select(Street.id).order_by(Street.id).limit(1))
 
 
+def residents_of_street(*, street_id: int):
+    """The ids of the residents whose street is `street_id`, as a select: street_of's rule for many at once."""
+    in_street = select(Resident.id).join(Community, Community.id == Resident.community_id) \
+        .where(Community.street_id == street_id)
+    if db.session.scalar(select(Street.id).order_by(Street.id).limit(1)) == street_id:
+        return in_street.union(select(Resident.id).where(Resident.community_id.is_(None)))
+    return in_street
+
+
 def set_wechat_subscribed(*, resident_id: int, subscribed: bool) -> None:
     db.session.execute(update(Resident).where(Resident.id == resident_id).values(wechat_subscribed=subscribed))
     db.session.commit()
@@ -156,10 +165,15 @@ def confirm_phone_link(*, resident_id: int, code: str, merge: bool = False) -> R
     link = pending_link(resident_id=resident_id)
     if link is None:
         raise ValidationFailed("没有待验证的绑定，或验证码已过期", code="no_pending_link")
-    # Counted before comparing, in its own statement, so parallel guesses cannot share one try.
-    db.session.execute(update(PhoneLinkCode).where(PhoneLinkCode.id == link.id)
-                       .values(attempts=PhoneLinkCode.attempts + 1))
+    # Counted before comparing, in its own statement, so parallel guesses cannot share one try; guarded, so a burst
+    # of guesses read before any was counted still gets CODE_TRIES judged, not one per guess.
+    spent = db.session.execute(update(PhoneLinkCode).where(PhoneLinkCode.id == link.id,
+                                                           PhoneLinkCode.attempts < CODE_TRIES,
+                                                           PhoneLinkCode.used_at.is_(None))
+                               .values(attempts=PhoneLinkCode.attempts + 1)).rowcount
     db.session.commit()
+    if not spent:
+        raise ValidationFailed("没有待验证的绑定，或验证码已过期", code="no_pending_link")
     if not hmac.compare_digest(link.code_hash, _code_hash(code.strip(), link.phone)):
         raise ValidationFailed("验证码不正确", code="wrong_code")
     holder = _identity("sms", link.phone)

@@ -43,6 +43,8 @@ from app.services.tickets.requests import (
     report,
     requests_of,
     sweep_unattached_photos,
+    ticket_photo_content,
+    ticket_photos,
     upload_photo,
 )
 from app.services.tickets.sla import OPEN_STATUSES

@@ -15,7 +15,7 @@ from app.core.config import setting
 from app.core.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
 from app.core.redis_client import get_redis
-from app.models import RequestPhoto, Resident, ResidentRequest, Ticket, TicketEvent
+from app.models import RequestPhoto, Resident, ResidentRequest, Staff, Ticket, TicketEvent
 from app.models.base import utcnow
 from app.services import residents
 from app.services.tickets import lifecycle as tickets
@@ -90,6 +90,26 @@ def photo_content(*, resident_id: int, photo_id: int) -> tuple[RequestPhoto, byt
     if photo is None or photo.resident_id != resident_id:
         raise NotFound("no such photo")
     return photo, photo_storage.storage().load(photo.storage_key)
+
+
+def ticket_photos(*, ticket_id: int, staff: Staff) -> list[RequestPhoto]:
+    """The photos of the request behind a ticket, for staff of the ticket's street (another street's: NotFound)."""
+    tickets.get_ticket(ticket_id=ticket_id, staff=staff)
+    return list(db.session.scalars(_photos_of_ticket(ticket_id).order_by(RequestPhoto.id)))
+
+
+def ticket_photo_content(*, ticket_id: int, photo_id: int, staff: Staff) -> tuple[RequestPhoto, bytes]:
+    """One of those photos and its bytes; a photo of another ticket, or of no request yet, is not found."""
+    tickets.get_ticket(ticket_id=ticket_id, staff=staff)
+    photo = db.session.scalar(_photos_of_ticket(ticket_id).where(RequestPhoto.id == photo_id))
+    if photo is None:
+        raise NotFound("照片不存在")
+    return photo, photo_storage.storage().load(photo.storage_key)
+
+
+def _photos_of_ticket(ticket_id: int):
+    return (select(RequestPhoto).join(ResidentRequest, RequestPhoto.request_id == ResidentRequest.id)
+            .where(ResidentRequest.ticket_id == ticket_id))
 
 
 def report(*, resident_id: int, category: str, text: str, photo_ids: list[int] | None = None,
