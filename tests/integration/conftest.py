@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_test_app
+from app.core.extensions import db
+from tests.conftest import make_test_app, truncate_all
 from tests.helpers.help_calls import twilio_settings
 from tests.helpers.reports import build
 from tests.stubs.server import ServerThread
@@ -25,3 +26,12 @@ def served(app, twilio_stub):
 def world(session):
     """The hand-worked street of tests/helpers/reports.py, rolled back after the test."""
     return build()
+
+
+@pytest.fixture
+def sqlite_committed(sqlite_app):
+    """Real commits on the SQLite app of the module (its `sqlite_app`), every table emptied afterwards."""
+    with sqlite_app.app_context():
+        yield db.session
+        db.session.remove()
+    truncate_all(sqlite_app)

@@ -18,7 +18,7 @@ from app.services import booking
 from app.services.booking import holds
 from app.services.booking import jobs as booking_jobs
 from app.services.booking.calendar import SHANGHAI
-from tests.conftest import sqlite_app_for, truncate_all
+from tests.conftest import sqlite_app_for
 from tests.factories import ConversationFactory, PatientFactory, ResidentFactory, SlotFactory
 from tests.helpers.booking import NOW, assert_seats_add_up, clinic, race, resident_with_patient
 from tests.helpers.mobile import bearer, error_code, idem, sign_in
@@ -315,14 +315,6 @@ def test_a_hold_confirmed_released_and_swept_at_once_ends_exactly_once(app, comm
 @pytest.fixture(scope="module")
 def sqlite_app(tmp_path_factory):
     return sqlite_app_for(tmp_path_factory, "holds")
-
-
-@pytest.fixture
-def sqlite_committed(sqlite_app):
-    with sqlite_app.app_context():
-        yield db.session
-        db.session.remove()
-    truncate_all(sqlite_app)
 
 
 @pytest.mark.timeout(120)

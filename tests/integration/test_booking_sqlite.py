@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.core.extensions import db
 from app.models import Appointment
-from tests.conftest import sqlite_app_for, truncate_all
+from tests.conftest import sqlite_app_for
 from tests.helpers.booking import assert_slot_consistent, clinic, race
 from tests.integration.test_booking_concurrency import _book, _residents
 
@@ -18,14 +18,6 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def sqlite_app(tmp_path_factory):
     return sqlite_app_for(tmp_path_factory, "booking")
-
-
-@pytest.fixture
-def sqlite_committed(sqlite_app):
-    with sqlite_app.app_context():
-        yield db.session
-        db.session.remove()
-    truncate_all(sqlite_app)
 
 
 def test_racing_residents_on_sqlite_get_exactly_the_free_seats(sqlite_app, sqlite_committed):
