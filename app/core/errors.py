@@ -5,7 +5,7 @@ import logging
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,16 @@ def register_errorhandlers(app: APIFlask) -> None:
 
         db.session.rollback()
         return error_body("invalid_value", "a value is out of range or contains characters that cannot be stored"), 422
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError):
+        # A constraint caught a race that no service turned into a domain answer (each known race has its own
+        # code): the change was not made and trying again is safe, so 409 says that instead of a bare 500.
+        from app.core.extensions import db
+
+        db.session.rollback()
+        log.warning("unhandled constraint violation: %s", exc.orig, exc_info=exc)
+        return error_body("conflict", "the request conflicted with a concurrent change and was not made; try again"), 409
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

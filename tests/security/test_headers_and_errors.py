@@ -219,7 +219,7 @@ def _error_paths(app):
         # psycopg refuses NUL in text before it reaches the server
         "data_error_nul_in_text": (
             "PATCH", f"{patients}/patients/{patient.id}", {"json": {"name": "a\x00b"}}, 422, "invalid_value"),
-        "integrity_error": ("GET", "/_h24/duplicate", {}, 500, "internal_error"),
+        "integrity_error": ("GET", "/_h24/duplicate", {}, 409, "conflict"),
         "unexpected_exception": ("GET", "/_h24/bug", {}, 500, "internal_error"),
         "not_found": ("GET", "/_h24/nowhere", {}, 404, "not_found"),
         "method_not_allowed": ("DELETE", "/livez", {}, 405, "method_not_allowed"),
