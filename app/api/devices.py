@@ -1,15 +1,14 @@
 """Help buttons: signed presses from devices, and management of devices and contact chains (service token)."""
 from __future__ import annotations
 
-import hmac
 from functools import wraps
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask import current_app, request
+from flask import request
 
-from app.core.errors import Unauthorized
+from app.core.service_token import require_service_token
 from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
 from app.services import help as help_service
 
@@ -62,10 +61,7 @@ def service_token_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        expected = current_app.config["BOT_SERVICE_TOKEN"]
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Unauthorized("a valid service token is required", code="invalid_service_token")
+        require_service_token()
         return view(*args, **kwargs)
 
     return wrapper

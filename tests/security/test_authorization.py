@@ -469,6 +469,7 @@ def test_the_internal_api_refuses_a_missing_or_wrong_service_token(app, web, wor
         {"Authorization": f"Bearer {SERVICE_TOKEN}x"}, {"Authorization": f"Bearer {SERVICE_TOKEN[:-1]}"},
         {"Authorization": f"Bearer {SERVICE_TOKEN.upper()}"},
         {"Authorization": "Basic " + base64.b64encode(f"bot:{SERVICE_TOKEN}".encode()).decode()},
+        {"Authorization": SERVICE_TOKEN}, {"Authorization": f"bearer{SERVICE_TOKEN}"},  # no scheme / no space
         resident_headers(me["resident_id"]),  # a resident's token is not the bot's
     ]
     before = rows_of(me)
