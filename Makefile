@@ -20,7 +20,7 @@ RUN_ENV := DATABASE_URL=$${DATABASE_URL:-sqlite:///linli.db} REDIS_URL=$${REDIS_
 TEST_ENV := DATABASE_URL=$${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
 
-.PHONY: run test test-app test-bot venv bot-venv bot-model browser nginx migrate seed clean bench
+.PHONY: run test test-app test-bot test-cluster cluster-deps venv bot-venv bot-model browser nginx migrate seed clean bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ nginx:
 	@command -v nginx >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
 
+# The multi-host harness (tests/cluster/): network namespaces (iproute2; root), nginx as the balancer, socat as the
+# database host's relay, redis-server as the Redis host.
+cluster-deps: nginx
+	@if ! command -v socat >/dev/null || ! command -v ip >/dev/null || ! command -v redis-server >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat iproute2 redis-server; \
+	fi
+
 migrate: venv
 	$(RUN_ENV) $(FLASK) db upgrade
 
@@ -66,16 +73,22 @@ run: venv bot-model
 	@echo ""
 	$(RUN_ENV) $(VENV)/bin/honcho start -f Procfile
 
-test: venv bot-venv browser nginx
+test: venv bot-venv browser nginx cluster-deps
 	$(MAKE) test-app
 	$(MAKE) test-bot
 
 test-app: venv
-	$(TEST_ENV) $(VENV)/bin/pytest -q --ignore=tests/bot
+	$(TEST_ENV) $(VENV)/bin/pytest -q --ignore=tests/bot --ignore=tests/cluster
 
 test-bot: venv bot-model
 	bash bot/scripts/test_bot.sh
 	$(TEST_ENV) $(VENV)/bin/pytest -q tests/bot
+	$(TEST_ENV) $(VENV)/bin/pytest -q -s -m "not cluster" tests/cluster
+
+# The cluster harness's full form: longer traffic under the same faults, and the bot's throughput with 1 and 2 Rasa
+# servers (docs/deploy.md). Its short form runs in `make test` (test-bot: it needs the trained model).
+test-cluster: venv cluster-deps bot-model
+	$(TEST_ENV) $(VENV)/bin/pytest -q -s -m cluster tests/cluster
 
 bench: venv nginx
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)

@@ -77,7 +77,7 @@ def register_extensions(app: APIFlask) -> None:
 
 # Vendor webhooks come from a handful of WeChat and Twilio addresses: a per-address limit would throttle
 # every resident at once. They are limited per sender instead (conversations._over_rate).
-_VENDOR_WEBHOOKS = frozenset({"wechat", "sms", "voice"})
+_VENDOR_WEBHOOKS = frozenset({"wechat", "sms", "voice", "aliyun"})
 
 
 def _is_vendor_webhook() -> bool:
@@ -100,6 +100,7 @@ def register_blueprints(app: APIFlask) -> None:
     from app.api.health import bp as health_bp
     from app.api.internal import bp as internal_bp
     from app.api.v1 import bp as mobile_bp
+    from app.channels.aliyun import bp as aliyun_bp
     from app.channels.sms import bp as sms_bp
     from app.channels.voice import bp as voice_bp
     from app.channels.wechat import bp as wechat_bp
@@ -107,7 +108,8 @@ def register_blueprints(app: APIFlask) -> None:
 
     # Webhooks and token-authenticated APIs carry no browser session, so no CSRF token either;
     # the console's forms keep CSRF protection.
-    for blueprint in (health_bp, internal_bp, booking_bp, devices_bp, mobile_bp, wechat_bp, sms_bp, voice_bp):
+    for blueprint in (health_bp, internal_bp, booking_bp, devices_bp, mobile_bp, wechat_bp, sms_bp, voice_bp,
+                      aliyun_bp):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     # apiflask documents APIBlueprints only; the console's HTML pages say so explicitly.

@@ -19,6 +19,7 @@ SYSTEM_BUSY = -1
 TOKEN_INVALID = 40001
 TOKEN_EXPIRED = 42001
 OUTSIDE_WINDOW = 45015  # 客服 messages only within 48 h of the resident's last message
+NO_GRANT = 43101  # subscribe message: the resident refused it, or their one-time grant is used up
 TOKEN_REJECTED = frozenset({TOKEN_INVALID, 40014, TOKEN_EXPIRED})
 
 
@@ -26,6 +27,8 @@ class WeChatSender(Protocol):
     def send_text(self, openid: str, text: str) -> None: ...
 
     def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> None: ...
+
+    def send_subscribe(self, openid: str, template_id: str, data: dict, page: str | None = None) -> None: ...
 
 
 class WeChatApiError(Exception):
@@ -42,6 +45,10 @@ class WeChatApiError(Exception):
     @property
     def outside_window(self) -> bool:
         return self.errcode == OUTSIDE_WINDOW
+
+    @property
+    def no_grant(self) -> bool:
+        return self.errcode == NO_GRANT
 
     @property
     def retryable(self) -> bool:
@@ -62,6 +69,10 @@ class WeChatClientSender:
 
     def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> None:
         self._call(lambda: self._client.message.send_template(openid, template_id, data, url=url))
+
+    def send_subscribe(self, openid: str, template_id: str, data: dict, page: str | None = None) -> None:
+        """A subscribe message (订阅通知, message/subscribe/bizsend); `data` is {keyword: {"value": ...}}."""
+        self._call(lambda: self._client.message.send_subscribe_message(openid, template_id, data, page=page))
 
     def _call(self, send: Callable[[], object]) -> None:
         try:
@@ -102,11 +113,12 @@ def _token_sent_with(exc: WeChatClientException) -> str | None:
 @dataclass(frozen=True)
 class RecordedWeChatMessage:
     openid: str
-    kind: str  # "text" or "template"
+    kind: str  # "text", "template" or "subscribe"
     text: str | None = None
     template_id: str | None = None
     data: dict | None = None
     url: str | None = None
+    page: str | None = None
 
 
 @dataclass(eq=False)
@@ -116,6 +128,7 @@ class RecordingWeChatSender:
     sent: list[RecordedWeChatMessage] = field(default_factory=list)
     _planned_errors: deque = field(default_factory=deque, repr=False)
     _closed_windows: set = field(default_factory=set, repr=False)
+    _grants: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_next(self, *errors: Exception) -> None:
@@ -132,6 +145,11 @@ class RecordingWeChatSender:
         with self._lock:
             self._closed_windows.difference_update(openids)
 
+    def grant(self, openid: str, template_id: str, times: int = 1) -> None:
+        """The resident accepted `times` one-time subscribe messages of this template (else 43101)."""
+        with self._lock:
+            self._grants[(openid, template_id)] = self._grants.get((openid, template_id), 0) + times
+
     def send_text(self, openid: str, text: str) -> None:
         with self._lock:
             self._raise_planned()
@@ -145,6 +163,15 @@ class RecordingWeChatSender:
             self.sent.append(RecordedWeChatMessage(openid=openid, kind="template", template_id=template_id,
                                                    data=copy.deepcopy(data), url=url))
 
+    def send_subscribe(self, openid: str, template_id: str, data: dict, page: str | None = None) -> None:
+        with self._lock:
+            self._raise_planned()
+            if self._grants.get((openid, template_id), 0) < 1:
+                raise WeChatApiError(NO_GRANT, "user refuse to accept the msg")
+            self._grants[(openid, template_id)] -= 1
+            self.sent.append(RecordedWeChatMessage(openid=openid, kind="subscribe", template_id=template_id,
+                                                   data=copy.deepcopy(data), page=page))
+
     def texts_to(self, openid: str) -> list[str]:
         with self._lock:
             return [m.text for m in self.sent if m.openid == openid and m.kind == "text"]
@@ -154,6 +181,7 @@ class RecordingWeChatSender:
             self.sent.clear()
             self._planned_errors.clear()
             self._closed_windows.clear()
+            self._grants.clear()
 
     def _raise_planned(self) -> None:
         if self._planned_errors:

@@ -20,7 +20,12 @@ from integrations.wechat import RecordingWeChatSender
 from tests.factories import StreetFactory
 from tests.helpers.wechat import RasaStub
 from tests.servers import free_port  # noqa: F401 (imported from here by many tests)
-from tests.stubs.fixtures import stub_redis, twilio_stub, wechat_stub  # noqa: F401 (fixtures for every test folder)
+from tests.stubs.fixtures import (  # noqa: F401 (fixtures for every test folder)
+    aliyun_stub,
+    stub_redis,
+    twilio_stub,
+    wechat_stub,
+)
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

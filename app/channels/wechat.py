@@ -1,17 +1,23 @@
 """The WeChat official account's server URL: GET for WeChat's URL check, POST for every message and event."""
 from __future__ import annotations
 
+import json
+
 from apiflask import APIBlueprint
 from flask import Response, request
 
 from app.channels import wechat_envelope as envelope
 from app.core.config import setting
-from app.services import conversations
+from app.services import conversations, outbox
 
 # Vendor webhooks speak XML and form posts, not JSON: kept out of the OpenAPI document.
 bp = APIBlueprint("wechat", __name__, enable_openapi=False)
 
 ANSWERED_EVENTS = ("subscribe", "unsubscribe", "click")
+# Subscribe-message grants and their changes (订阅通知), by the element holding their <List> records.
+SUBSCRIBE_MSG_EVENTS = {"subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+                        "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+                        "subscribe_msg_sent_event": "SubscribeMsgSentEvent"}
 
 
 @bp.get("/wechat")
@@ -49,6 +55,9 @@ def _receive(fields: dict[str, str], *, budget: float) -> str | None:
     msg_type = fields["MsgType"].lower()
     if msg_type == "event":
         event = fields.get("Event", "").lower()
+        if event in SUBSCRIBE_MSG_EVENTS:
+            _record_grants(openid, event, fields)
+            return None
         if event not in ANSWERED_EVENTS:
             return None  # VIEW, LOCATION reports, template receipts: nothing to say, nothing to keep
         # Events carry no MsgId; WeChat's retries of one event repeat FromUserName + CreateTime.
@@ -63,3 +72,15 @@ def _receive(fields: dict[str, str], *, budget: float) -> str | None:
         outcome = conversations.receive(channel="wechat", external_id=external_id[:80], address=openid,
                                         kind=kind, text=text.strip(), budget=budget)
     return outcome.passive_text
+
+
+def _record_grants(openid: str, event: str, fields: dict[str, str]) -> None:
+    try:
+        entries = json.loads(fields.get(SUBSCRIBE_MSG_EVENTS[event]) or "[]")
+    except ValueError:
+        raise envelope.RejectedRequest(400, "malformed subscribe event") from None
+    if not isinstance(entries, list):
+        raise envelope.RejectedRequest(400, "malformed subscribe event")
+    # Events carry no MsgId; WeChat's retries of one event repeat FromUserName + CreateTime.
+    outbox.record_subscribe_event(openid=openid, event=event, create_time=int(fields["CreateTime"]),
+                                  entries=[entry for entry in entries if isinstance(entry, dict)])

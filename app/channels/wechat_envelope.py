@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -103,14 +104,22 @@ def verify_url(*, query: dict, now: float | None = None) -> str:
 
 
 def parse_xml(data: bytes | str) -> dict[str, str]:
-    """The top-level fields of a WeChat XML document; DTDs, entities and malformed input are refused."""
+    """The top-level fields of a WeChat XML document; DTDs, entities and malformed input are refused.
+
+    A field with elements inside (the <List> records of subscribe-message events) is a JSON list of records."""
     try:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (ParseError, DefusedXmlException, ValueError, TypeError):
         raise RejectedRequest(400, "malformed xml") from None
     if root.tag != "xml":
         raise RejectedRequest(400, "not a wechat message")
-    return {child.tag: (child.text or "") for child in root}
+    return {child.tag: _field_value(child) for child in root}
+
+
+def _field_value(element) -> str:
+    if len(element) == 0:
+        return element.text or ""
+    return json.dumps([{part.tag: (part.text or "") for part in record} for record in element], ensure_ascii=False)
 
 
 def open_envelope(*, query: dict, body: bytes, now: float | None = None) -> dict[str, str]:

@@ -11,5 +11,6 @@ from app.console import (  # noqa: F401  (each module adds its routes to `bp`)
     simulator,
     team,
     ticket_detail,
+    workorders,
 )
 from app.console.blueprint import bp  # noqa: F401

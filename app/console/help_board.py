@@ -5,6 +5,7 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask_login import current_user, login_required
 
 from app.console.blueprint import bp
+from app.services import care
 from app.services import help as help_service
 from app.services.help import OUTCOMES
 
@@ -17,7 +18,8 @@ def _back():
 @login_required
 def help_board_page():
     return render_template("console/help_board.html", alerts=help_service.open_alerts(street_id=current_user.street_id),
-                           outcomes=OUTCOMES)
+                           outcomes=OUTCOMES, devices=care.devices_of_street(street_id=current_user.street_id),
+                           overdue=care.overdue_steps(street_id=current_user.street_id))
 
 
 @bp.get("/help/alerts")
@@ -32,7 +34,9 @@ def help_board_rows():
 @login_required
 def help_board_json():
     alerts = help_service.open_alerts(street_id=current_user.street_id)
-    return jsonify({"alerts": alerts, "alarm": any(a["alarm"] for a in alerts)})
+    return jsonify({"alerts": alerts, "alarm": any(a["alarm"] for a in alerts),
+                    "overdue_steps": care.overdue_steps(street_id=current_user.street_id),
+                    "devices": care.devices_of_street(street_id=current_user.street_id)})
 
 
 @bp.get("/help/board.js")

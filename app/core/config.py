@@ -1,6 +1,7 @@
 """Configuration read from environment variables, with safe defaults for a laptop."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
 
@@ -44,6 +45,7 @@ class Settings:
 
     ENV: str = "development"
     DATABASE_URL: str = "sqlite:///instance/linli.db"
+    REPORTS_DATABASE_URL: str = ""  # a streaming replica the reports read (docs/deploy.md); empty: DATABASE_URL
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     RASA_URL: str = "http://127.0.0.1:5005"
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
@@ -57,10 +59,31 @@ class Settings:
     WECHAT_SECRET: str = ""
     WECHAT_AES_KEY: str = ""
     WECHAT_API_BASE: str = "https://api.weixin.qq.com/cgi-bin/"
+    # Subscribe-message (订阅通知) templates as JSON: logical key -> template id, or -> {"id": ..., "fields":
+    # {WeChat keyword: our field}} (docs/channels.md). A key not listed is never sent as a subscribe message.
+    WECHAT_SUBSCRIBE_TEMPLATES: str = ""
     TWILIO_ACCOUNT_SID: str = ""
     TWILIO_AUTH_TOKEN: str = ""
     TWILIO_FROM: str = ""
     TWILIO_API_BASE: str = "https://api.twilio.com"
+    # Who carries help calls and SMS (docs/help.md, "Providers"): "twilio", "aliyun", or "by_number" (numbers with
+    # a prefix in TELEPHONY_ALIYUN_PREFIXES go by Aliyun: Twilio places no calls to mainland China numbers).
+    TELEPHONY_PROVIDER: str = "twilio"
+    TELEPHONY_ALIYUN_PREFIXES: str = "+86"
+    ALIYUN_ACCESS_KEY_ID: str = ""
+    ALIYUN_ACCESS_KEY_SECRET: str = ""
+    ALIYUN_VMS_SHOW_NUMBER: str = ""  # the real number (真实号) help calls show
+    ALIYUN_VMS_TEMPLATES: str = ""  # JSON: intro, key1, key2, no_key -> approved TTS_ template codes
+    ALIYUN_SMS_SIGN_NAME: str = ""
+    ALIYUN_SMS_TEMPLATES: str = ""  # JSON: our template key (help_request, ...) -> approved SMS_ template code
+    ALIYUN_VMS_ENDPOINT: str = "dyvmsapi.aliyuncs.com"
+    ALIYUN_SMS_ENDPOINT: str = "dysmsapi.aliyuncs.com"
+    ALIYUN_PROTOCOL: str = "https"
+    # Aliyun signs no receipt push: the secret path segment of the push URLs, where they may come from (CIDRs,
+    # empty: anywhere) and how old a report may be (Aliyun retries a failed push for about 16 minutes).
+    ALIYUN_CALLBACK_TOKEN: str = ""
+    ALIYUN_CALLBACK_SOURCES: str = ""
+    ALIYUN_CALLBACK_MAX_AGE: int = 1800
     # Seconds the WeChat webhook waits for the bot before answering "success" (WeChat gives up at 5).
     WECHAT_REPLY_BUDGET: float = 4.0
     # Seconds the SMS webhook waits for the bot (its replies go by the outbox); a later answer is sent when it comes.
@@ -87,6 +110,18 @@ class Settings:
     OUTBOX_SEND_LEASE_SECONDS: float = 60.0  # a row "sending" longer than this is taken back by the sweeper
     OUTBOX_SWEEP_GRACE_SECONDS: float = 30.0
     TIMEZONE: str = "Asia/Shanghai"
+    # Elder care (docs/help.md): a help button's heartbeat period unless it reports its own, the battery percentage
+    # below which it needs a visit, and how long an accepted alert may stay open before it rings again.
+    DEVICE_HEARTBEAT_SECONDS: int = 3600
+    DEVICE_LOW_BATTERY_PERCENT: int = 20
+    HELP_REALERT_MINUTES: int = 30
+    # Work orders (docs/workorders.md): limits when work_order_time_limits has no row for a category, the warning
+    # before a limit (超期预警), how long a follow-up (回访) waits for its answer, the duplicate-report window.
+    WORKORDER_RESPONSE_MINUTES: int = 240
+    WORKORDER_HANDLING_MINUTES: int = 3 * 24 * 60
+    WORKORDER_WARN_BEFORE_MINUTES: int = 60
+    WORKORDER_FOLLOWUP_HOURS: int = 72
+    WORKORDER_DUPLICATE_HOURS: int = 72
     # The resident mobile API (/api/v1, docs/mobile-api.md).
     MOBILE_ACCESS_TOKEN_SECONDS: int = 900
     MOBILE_REFRESH_TOKEN_DAYS: int = 30
@@ -140,6 +175,35 @@ class Settings:
             self._validate_production()
         if self.WECHAT_AES_KEY and len(self.WECHAT_AES_KEY) != 43:
             raise ConfigError("WECHAT_AES_KEY must be the 43-character EncodingAESKey")
+        if self.WECHAT_SUBSCRIBE_TEMPLATES:
+            try:
+                templates = json.loads(self.WECHAT_SUBSCRIBE_TEMPLATES)
+            except ValueError as exc:
+                raise ConfigError(f"WECHAT_SUBSCRIBE_TEMPLATES is not JSON: {exc}") from exc
+            if not isinstance(templates, dict):
+                raise ConfigError("WECHAT_SUBSCRIBE_TEMPLATES must be a JSON object of template keys")
+        self._validate_telephony()
+
+    def _validate_telephony(self) -> None:
+        if self.TELEPHONY_PROVIDER not in ("twilio", "aliyun", "by_number"):
+            raise ConfigError("TELEPHONY_PROVIDER must be twilio, aliyun or by_number")
+        for name in ("ALIYUN_VMS_TEMPLATES", "ALIYUN_SMS_TEMPLATES"):
+            raw = getattr(self, name)
+            try:
+                if raw and not isinstance(json.loads(raw), dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be a JSON object of template codes: {exc}") from exc
+        if self.TELEPHONY_PROVIDER == "twilio" or not self.ALIYUN_ACCESS_KEY_ID:
+            return
+        if len(self.ALIYUN_CALLBACK_TOKEN) < 16:
+            # The push is unsigned: the token is its first guard (docs/help.md, "Aliyun's receipts").
+            raise ConfigError("Aliyun telephony needs ALIYUN_CALLBACK_TOKEN of at least 16 random characters")
+        voice = json.loads(self.ALIYUN_VMS_TEMPLATES or "{}")
+        missing = [k for k in ("intro", "key1", "key2", "no_key") if not voice.get(k)]
+        if missing or not self.ALIYUN_VMS_SHOW_NUMBER:
+            raise ConfigError("Aliyun telephony needs ALIYUN_VMS_SHOW_NUMBER and ALIYUN_VMS_TEMPLATES with "
+                              "intro, key1, key2 and no_key (approved TTS template codes)")
 
     def _validate_production(self) -> None:
         mode = f"production mode (ENV={self.ENV!r}; only {', '.join(sorted(NON_PRODUCTION_ENVS))} are not production)"

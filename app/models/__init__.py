@@ -10,6 +10,7 @@ from app.models.booking import (
     SlotHold,
     WaitlistEntry,
 )
+from app.models.care import Checkin, CheckinEnrolment, DeviceHealth
 from app.models.conversations import Conversation, Message, OutboundMessage
 from app.models.help import EscalationStep, HelpAlert, HelpContact, HelpDevice, HelpPress
 from app.models.knowledge import FaqArticle
@@ -24,7 +25,16 @@ from app.models.mobile import (
 )
 from app.models.reports import ConversationDay, RollupWatermark
 from app.models.residents import ChannelIdentity, Community, PhoneLinkCode, Resident, Street
+from app.models.subscriptions import SubscribeEvent, SubscribeGrant
 from app.models.tickets import CannedReply, Staff, StaffSession, Ticket, TicketEvent
+from app.models.workorders import (
+    FollowUp,
+    TicketDuplicate,
+    WorkDepartment,
+    WorkDepartmentMember,
+    WorkOrder,
+    WorkOrderTimeLimit,
+)
 
 __all__ = [
     "Appointment", "CannedReply", "ChannelIdentity", "Community", "Conversation", "ConversationDay", "Department",
@@ -32,4 +42,7 @@ __all__ = [
     "Hospital", "IdempotencyRecord", "Message", "OutboundMessage", "Patient", "PhoneLinkCode", "RefreshToken",
     "RequestPhoto", "Resident", "ResidentRequest", "ResidentSession", "RollupWatermark", "Schedule", "SignInCode",
     "Slot", "SlotHold", "Staff", "StaffSession", "Street", "Ticket", "TicketEvent", "WaitlistEntry",
+    "SubscribeEvent", "SubscribeGrant",
+    "Checkin", "CheckinEnrolment", "DeviceHealth",
+    "FollowUp", "TicketDuplicate", "WorkDepartment", "WorkDepartmentMember", "WorkOrder", "WorkOrderTimeLimit",
 ]

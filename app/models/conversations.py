@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.extensions import db
@@ -12,6 +12,8 @@ from app.models.residents import CHANNELS
 
 MESSAGE_AUTHORS = ("resident", "bot", "staff", "system")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "undeliverable")
+# How a sent row reached the resident: WeChat subscribe message, WeChat 客服 message, or SMS (docs/channels.md).
+OUTBOX_ROUTES = ("subscribe", "kefu", "sms")
 
 
 class Conversation(db.Model):
@@ -76,6 +78,7 @@ class OutboundMessage(db.Model):
         CheckConstraint(enum_check("status", OUTBOX_STATUSES), name="status"),
         CheckConstraint(enum_check("channel", CHANNELS), name="channel"),
         CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint(enum_check("route", OUTBOX_ROUTES), name="route"),
         Index("ix_outbound_status_next", "status", "next_attempt_at"),
         UniqueConstraint("conversation_id", "dedup_key"),
     )
@@ -98,5 +101,10 @@ class OutboundMessage(db.Model):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A logical subscribe-template key ("booking_reminder") and its fields: sent as a WeChat subscribe message
+    # when the resident granted that template (WECHAT_SUBSCRIBE_TEMPLATES), else as `body`.
+    template: Mapped[str | None] = mapped_column(String(40))
+    template_fields: Mapped[dict | None] = mapped_column(JSON)
+    route: Mapped[str | None] = mapped_column(String(10))  # set when sent: OUTBOX_ROUTES
 
     conversation: Mapped[Conversation] = relationship()

@@ -24,7 +24,7 @@ CONTACT_RELATIONS = ("family", "neighbour", "grid_worker", "staff")
 ALERT_STATUSES = ("escalating", "accepted", "resolved", "cancelled")
 OPEN_ALERT = "status IN ('escalating', 'accepted')"
 ATTEMPT_CHANNELS = ("voice", "sms", "wechat")
-ALERT_SOURCES = ("device", "wechat_menu", "bot", "console", "api")
+ALERT_SOURCES = ("device", "wechat_menu", "bot", "console", "api", "checkin")
 
 
 class HelpDevice(db.Model):
@@ -90,6 +90,10 @@ class HelpAlert(db.Model):
     outcome: Mapped[str | None] = mapped_column(String(30))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Called before the chain in every round (escalation.chain_for): the resident themself for a missed check-in,
+    # the contact who accepted and left the alert open for a re-alert.
+    lead_resident: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    lead_contact_id: Mapped[int | None] = mapped_column(ForeignKey("help_contacts.id"))
 
     presses: Mapped[list["HelpPress"]] = relationship(back_populates="alert")
 
@@ -128,6 +132,8 @@ class EscalationStep(db.Model):
     to_address: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, placed, answered, no-answer ...
     external_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Who carried a voice or SMS attempt: "twilio" or "aliyun" (integrations/telephony.py); NULL for WeChat.
+    provider: Mapped[str | None] = mapped_column(String(16))
     short_code: Mapped[str | None] = mapped_column(String(8))
     last_error: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict | None] = mapped_column(JSON)

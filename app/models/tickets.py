@@ -27,6 +27,7 @@ TICKET_SOURCES = ("bot", "help_alert", "delivery_failure", "staff", "resident")
 EVENT_KINDS = (
     "message_in", "reply_out", "note", "status", "assignment", "sla_breach", "delivery_failed",
     "alert_step", "bot_transcript", "csat",
+    "workorder",  # a work order's step (dispatch, transfer, return, oversight, timers, follow-up): issue 21
 )
 OPEN_TICKET = "status IN ('open', 'pending')"
 

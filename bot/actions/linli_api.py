@@ -54,6 +54,31 @@ class LinliApi:
         body = await self._request("POST", "/appointments", json={"sender": sender, "slot_id": slot_id})
         return body["appointment"]
 
+    async def hold(self, *, sender: str, slot_id: Any) -> dict:
+        """Holds a seat while the resident confirms (`expires_at`); 409 slot_taken / already_holding."""
+        return (await self._request("POST", "/holds", json={"sender": sender, "slot_id": slot_id}))["hold"]
+
+    async def confirm_hold(self, *, sender: str, hold_id: Any) -> dict:
+        body = await self._request("POST", f"/holds/{hold_id}/confirm", json={"sender": sender})
+        return body["appointment"]
+
+    async def release_hold(self, *, sender: str, hold_id: Any) -> dict:
+        return (await self._request("POST", f"/holds/{hold_id}/release", json={"sender": sender}))["hold"]
+
+    async def join_waitlist(self, *, sender: str, department: str, date: str) -> dict:
+        body = await self._request("POST", "/waitlist", json={"sender": sender, "department": department, "date": date})
+        return body["entry"]
+
+    async def list_waitlist(self, *, sender: str) -> list[dict]:
+        return (await self._request("GET", "/waitlist", params={"sender": sender}))["entries"]
+
+    async def accept_offer(self, *, sender: str, entry_id: Any) -> dict:
+        body = await self._request("POST", f"/waitlist/{entry_id}/accept", json={"sender": sender})
+        return body["appointment"]
+
+    async def leave_waitlist(self, *, sender: str, entry_id: Any) -> dict:
+        return (await self._request("POST", f"/waitlist/{entry_id}/leave", json={"sender": sender}))["entry"]
+
     async def list_appointments(self, *, sender: str) -> list[dict]:
         return (await self._request("GET", "/appointments", params={"sender": sender}))["appointments"]
 

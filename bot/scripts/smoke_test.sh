@@ -12,7 +12,9 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
-"$PYTHON" tests/fake_app.py --port "$FAKE_PORT" --token "$BOT_SERVICE_TOKEN" > results/smoke_fake_app.log 2>&1 &
+# 全科 on Thursday 2025-03-13 is fully booked: the waitlist conversation.
+"$PYTHON" tests/fake_app.py --port "$FAKE_PORT" --token "$BOT_SERVICE_TOKEN" --full 全科:2025-03-13 \
+  > results/smoke_fake_app.log 2>&1 &
 pids+=($!)
 "$RASA" run actions --actions actions --port "$ACTIONS_PORT" > results/smoke_actions.log 2>&1 &
 pids+=($!)

@@ -181,7 +181,9 @@ def test_a_digit_or_chinese_ordinal_picks_the_offered_slot(fake_app):
     _, offered = offer(fake_app)
     tracker = make_tracker(text="第二个", intent="choose", slots=offered)
     result = run(ValidateBookingForm().validate_slot_choice("第二个", CollectingDispatcher(), tracker, {}))
-    assert result == {"slot_choice": str(offered["offered_slots"][1]["id"])}
+    assert result["slot_choice"] == str(offered["offered_slots"][1]["id"])
+    # Picking holds the seat while the resident confirms (tests/test_holds_waitlist.py).
+    assert fake_app.holds[int(result["hold_id"])]["slot_id"] == offered["offered_slots"][1]["id"]
 
 
 def test_a_number_outside_the_list_is_asked_again(fake_app):

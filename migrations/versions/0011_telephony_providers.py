@@ -16,8 +16,10 @@ depends_on = None
 
 
 def upgrade():
-    pass  # filled in by the work
+    # Which provider placed each call or sent each SMS of a help alert (Twilio or Aliyun); old rows were Twilio's.
+    op.add_column("escalation_steps", sa.Column("provider", sa.String(length=16), nullable=True))
+    op.execute("UPDATE escalation_steps SET provider = 'twilio' WHERE channel IN ('voice', 'sms')")
 
 
 def downgrade():
-    pass
+    op.drop_column("escalation_steps", "provider")

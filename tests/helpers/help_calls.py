@@ -2,6 +2,7 @@
 HTTP server, talking to the Twilio stub with the real twilio client, and a way to run the queued jobs."""
 from __future__ import annotations
 
+import json
 import time
 
 import requests
@@ -49,3 +50,100 @@ def press(base_url: str, device_uid: str, secret: str, press_id: str, timestamp:
 
 def gather_url(call: dict) -> str:
     return call["url"].rsplit("/", 1)[0] + "/gather"
+
+
+# --- the phone network of a provider: one face for the tests that run on both (Twilio and Aliyun) -----------
+
+ALIYUN_CALLBACK_TOKEN = "test-aliyun-push-token-0123456789"
+ALIYUN_PUSH_PATHS = {"VoiceCallReport": "voice-call-report", "VoiceReport": "voice-report", "SmsUp": "sms-up"}
+
+
+def aliyun_settings(stub) -> dict:
+    from tests.stubs.aliyun_stub import DEFAULT_SMS_TEMPLATES, DEFAULT_VOICE_TEMPLATES
+
+    host = stub.base_url.removeprefix("http://")
+    return {"TELEPHONY_PROVIDER": "aliyun", "ALIYUN_ACCESS_KEY_ID": stub.access_key_id,
+            "ALIYUN_ACCESS_KEY_SECRET": stub.access_key_secret, "ALIYUN_VMS_SHOW_NUMBER": stub.show_number,
+            "ALIYUN_VMS_TEMPLATES": json.dumps(DEFAULT_VOICE_TEMPLATES),
+            "ALIYUN_SMS_SIGN_NAME": stub.sign_name, "ALIYUN_SMS_TEMPLATES": json.dumps(DEFAULT_SMS_TEMPLATES),
+            "ALIYUN_VMS_ENDPOINT": host, "ALIYUN_SMS_ENDPOINT": host, "ALIYUN_PROTOCOL": "http",
+            "ALIYUN_CALLBACK_TOKEN": ALIYUN_CALLBACK_TOKEN}
+
+
+def aliyun_push_urls(base_url: str, token: str = ALIYUN_CALLBACK_TOKEN) -> dict[str, str]:
+    """The push URLs a deployer enters in Aliyun's consoles, one per message type."""
+    return {kind: f"{base_url}/aliyun/{path}?token={token}" for kind, path in ALIYUN_PUSH_PATHS.items()}
+
+
+class TwilioNetwork:
+    """Twilio's side of help calls: the calls it was asked for, slowness, call ends and key presses."""
+
+    name = "twilio"
+
+    def __init__(self, stub) -> None:
+        self.stub = stub
+
+    def settings(self) -> dict:
+        return twilio_settings(self.stub)
+
+    def connect(self, base_url: str) -> None:
+        pass  # Twilio is told its callback URLs with each call
+
+    def requests_count(self) -> int:
+        return len(self.stub.calls_to(CALLS_PATH))
+
+    def calls(self) -> list[dict]:
+        return call_requests(self.stub)
+
+    def slow_down_next_call(self, seconds: float) -> None:
+        self.stub.fail(path=CALLS_PATH, sleep=seconds)
+
+    def not_answered(self, call: dict) -> None:
+        self.stub.status_callback(call["sid"], "no-answer")
+
+    def press(self, call: dict, digits: str) -> str:
+        """What the contact hears after the key (Twilio asks the app during the call)."""
+        return self.stub.post_signed(gather_url(call), {"CallSid": call["sid"], "Digits": digits}).text
+
+
+class AliyunNetwork:
+    """Aliyun's side of help calls: IvrCall requests, slowness, VoiceReport ends and VoiceCallReport keys."""
+
+    name = "aliyun"
+
+    def __init__(self, stub) -> None:
+        self.stub = stub
+
+    def settings(self) -> dict:
+        return aliyun_settings(self.stub)
+
+    def connect(self, base_url: str) -> None:
+        self.stub.report_urls = aliyun_push_urls(base_url)
+
+    def _ivr_requests(self) -> list[dict]:
+        return [r for r in self.stub.calls_to("/") if "StartCode" in r["params"]]
+
+    def requests_count(self) -> int:
+        return len(self._ivr_requests())
+
+    def calls(self) -> list[dict]:
+        return [{"to": "+86" + r["params"]["CalledNumber"], "sid": (r["response"] or {}).get("CallId"),
+                 "out_id": r["params"].get("OutId")} for r in self._ivr_requests()]
+
+    def slow_down_next_call(self, seconds: float) -> None:
+        self.stub.fail(path="/IvrCall", sleep=seconds)
+
+    def not_answered(self, call: dict) -> None:
+        from tests.stubs.aliyun_stub import NOT_ANSWERED
+
+        self.stub.report_end(call["sid"], NOT_ANSWERED)
+
+    def press(self, call: dict, digits: str) -> str:
+        """What the contact reads after the key: Aliyun's words after a key were fixed, the outcome comes by SMS."""
+        before = len(self.stub.texts_to(call["to"]))
+        self.stub.report_key(call["sid"], digits)
+        return wait_for(lambda: self.stub.texts_to(call["to"])[before:], what="the SMS after the key")[-1]
+
+
+def network_of(name: str, twilio_stub, aliyun_stub):
+    return TwilioNetwork(twilio_stub) if name == "twilio" else AliyunNetwork(aliyun_stub)

@@ -5,16 +5,39 @@ import json
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
+from app.core import transports
+from app.core.redis_client import get_redis
+from integrations.twilio import TwilioTransport
+from integrations.wechat import WeChatClientSender
+
 TOKEN = "test-wechat-token"  # tests/conftest.py TEST_SETTINGS
 ACCOUNT = "gh_linli_account"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 APP_ID = "wx1234567890abcdef"
+
+
+@contextmanager
+def real_clients(app, wechat_stub, twilio_stub, *, timeout: float = 2):
+    """The app's WeChat and Twilio transports are the real clients, aimed at the stubs; the previous ones put back."""
+    current = transports.use(app)
+    previous = (current.wechat, current.twilio)
+    with app.app_context():
+        redis = get_redis()
+    transports.use(app, wechat=WeChatClientSender(wechat_stub.app_id, wechat_stub.secret, wechat_stub.api_base,
+                                                  redis, timeout=timeout),
+                   twilio=TwilioTransport(twilio_stub.account_sid, twilio_stub.auth_token, twilio_stub.from_number,
+                                          twilio_stub.base_url, timeout=timeout))
+    try:
+        yield wechat_stub, twilio_stub
+    finally:
+        transports.use(app, wechat=previous[0], twilio=previous[1])
 
 
 def sign(*parts: str) -> str:

@@ -7,16 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.core import transports
 from app.core.extensions import db
 from app.core.redis_client import get_redis
 from app.models import Conversation, OutboundMessage, Ticket
 from app.models.base import utcnow
 from app.services.delivery import sending as delivery
 from app.services.outbox import messages as outbox
-from integrations.twilio import TwilioTransport
-from integrations.wechat import WeChatClientSender
 from tests.factories import ChannelIdentityFactory, ResidentFactory, StreetFactory
+from tests.helpers.wechat import real_clients
 
 OPENID = "oOutboxResident0001"
 PHONE = "+8613800001111"
@@ -26,14 +24,8 @@ KEFU = "/cgi-bin/message/custom/send"
 @pytest.fixture
 def stubs(app, committed, wechat_stub, twilio_stub):
     """The app's WeChat and Twilio transports are the real clients, aimed at the stubs."""
-    current = transports.use(app)
-    previous = (current.wechat, current.twilio)
-    transports.use(app, wechat=WeChatClientSender(wechat_stub.app_id, wechat_stub.secret, wechat_stub.api_base,
-                                                  get_redis(), timeout=2),
-                   twilio=TwilioTransport(twilio_stub.account_sid, twilio_stub.auth_token, twilio_stub.from_number,
-                                          twilio_stub.base_url, timeout=2))
-    yield wechat_stub, twilio_stub
-    transports.use(app, wechat=previous[0], twilio=previous[1])
+    with real_clients(app, wechat_stub, twilio_stub) as clients:
+        yield clients
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.console.access import admin_required
 from app.core.extensions import db
-from app.models import HelpAlert, Ticket, TicketEvent
+from app.models import Checkin, DeviceHealth, HelpAlert, Ticket, TicketEvent
 from app.services.booking import appointments as booking
 from app.services.help.texts import OUTCOMES
 from app.services.residents import auth as resident_auth
@@ -28,10 +28,13 @@ GUARDS = {
     "mobile_v1": "resident_token",
     "sms": "twilio_signature",
     "voice": "twilio_signature",
+    "aliyun": "aliyun_push_token",  # Aliyun signs no push: a token in the URL, signed OutIds (docs/help.md)
     "wechat": "wechat_signature",
 }
 EXCEPTIONS = {
     "devices.press": "device_signature",
+    "devices.heartbeat": "device_signature",
+    "devices.device_checkin": "device_signature",
 }
 PUBLIC = {
     "static", "openapi.spec", "openapi.docs", "openapi.swagger_ui_oauth_redirect", "health.healthz",
@@ -118,17 +121,25 @@ def test_no_service_token_route_answers_without_the_token_or_with_a_wrong_one(ap
     assert swept >= 4 * 20
 
 
+# A well-formed body for each device-signed route, so only the signature can refuse it.
+DEVICE_BODIES = {"devices.press": {"press_id": "p1", "timestamp": 1},
+                 "devices.heartbeat": {"battery": 50, "timestamp": 1}, "devices.device_checkin": {"timestamp": 1}}
+
+
 def test_a_help_press_without_a_valid_device_signature_raises_nothing(app, web, world):
     for endpoint, method, rule in routes(app, "device_signature"):
         url = build_url(rule, ids_of(world["a"]))
         for headers in ({}, {"X-Linli-Signature": "0" * 64}, AUTH):
-            response = call(web, method, url, headers=headers, json={"press_id": "p1", "timestamp": 1})
+            response = call(web, method, url, headers=headers, json=DEVICE_BODIES[endpoint])
             assert response.status_code in (401, 403), (endpoint, headers, response.status_code)
     assert db.session.scalar(select(func.count(HelpAlert.id))) == 2  # the world's two, no new one
+    # Nor a heartbeat or a check-in (issue 22's device-signed routes).
+    assert db.session.scalar(select(func.count(DeviceHealth.device_id))) == 0
+    assert db.session.scalar(select(func.count(Checkin.id))) == 0
 
 
 def test_vendor_webhooks_refuse_unsigned_requests(app, web, world):
-    for guard in ("twilio_signature", "wechat_signature"):
+    for guard in ("twilio_signature", "wechat_signature", "aliyun_push_token"):
         for endpoint, method, rule in routes(app, guard):
             url = build_url(rule, ids_of(world["a"]))
             for headers in ({}, {"X-Twilio-Signature": "AAAA"}, AUTH):

@@ -88,6 +88,7 @@ MOBILE = {
     "mobile_v1.edit_member": OWNED_ID, "mobile_v1.remove_member": OWNED_ID, "mobile_v1.remove_delegate": OWNED_ID,
     "mobile_v1.alerts": OWNED_ID, "mobile_v1.chain": OWNED_ID, "mobile_v1.replace_chain": OWNED_ID,
     "mobile_v1.photo": OWNED_ID, "mobile_v1.get_request": OWNED_ID, "mobile_v1.rate": OWNED_ID,
+    "mobile_v1.answer_followup": OWNED_ID,
 }
 HELP_CHAIN = {"mobile_v1.alerts", "mobile_v1.chain", "mobile_v1.replace_chain"}
 
@@ -104,6 +105,7 @@ def mobile_body(endpoint: str, me: dict):
         "mobile_v1.edit_member": {"name": "冒名顶替"},
         "mobile_v1.replace_chain": {"contacts": [{"name": "冒充", "phone": "+8613900000000", "relation": "family"}]},
         "mobile_v1.rate": {"score": 1, "comment": "冒充差评"},
+        "mobile_v1.answer_followup": {"solved": False, "satisfaction": 1},
     }.get(endpoint)
 
 
@@ -273,9 +275,17 @@ CONSOLE = {
     "console.help_accept": ROW, "console.help_note": ROW, "console.help_call_again": ROW,
     "console.help_resolve": ROW, "console.help_chain_page": ROW, "console.help_chain_save": ROW,
     "console.appointment_attended": ROW, "console.appointment_noshow": ROW, "console.team_duty": ROW,
+    # Work orders (issue 21): the street's departments and queues; a department named in a form is looked up in
+    # the member's street only (tests/integration/test_workorders.py); the ticket's steps are rows.
+    "console.workorders_page": STREET, "console.departments_page": STREET, "console.department_create": STREET,
+    "console.department_member_add": STREET, "console.department_limit_set": STREET,
+    "console.ticket_dispatch": ROW, "console.ticket_transfer": ROW, "console.ticket_return": ROW,
+    "console.ticket_oversee": ROW, "console.ticket_respond": ROW, "console.ticket_complete": ROW,
+    "console.ticket_photo_thumb": ROW,
 }
 ADMIN_ONLY = {"console.team_page", "console.team_duty", "console.reports_page", "console.report_json",
-              "console.report_csv", "console.knowledge_update"}
+              "console.report_csv", "console.knowledge_update", "console.department_create",
+              "console.department_member_add", "console.department_limit_set"}
 _ADMIN_WRAPPER = admin_required(lambda: None).__code__
 
 
@@ -313,7 +323,7 @@ def page_urls(rule, me: dict) -> list[str]:
         return [build_url(rule, {"name": name}) + f"?{period}" for name in reports.TITLES]
     if rule.endpoint == "console.simulator_feed":
         return [f"{rule.rule}?openid={me['openid']}"]
-    if rule.endpoint == "console.ticket_photo":
+    if rule.endpoint in ("console.ticket_photo", "console.ticket_photo_thumb"):
         return [build_url(rule, console_ids(me, "request_ticket_id"))]
     if rule.endpoint in ("console.ticket_page", "console.ticket_timeline"):
         return [build_url(rule, console_ids(me, t)) for t in ("ticket_id", "alert_ticket_id", "request_ticket_id")]
@@ -438,7 +448,7 @@ def test_staff_reach_no_admin_page_or_action(app, web, world):
 # Blueprints whose every route takes the bot's service token, but for the device-signed press (an HMAC per device:
 # tests/reliability/test_authorization_sweep.py).
 SERVICE_BLUEPRINTS = {"internal", "booking", "devices"}
-DEVICE_SIGNED = {"devices.press"}
+DEVICE_SIGNED = {"devices.press", "devices.heartbeat", "devices.device_checkin"}
 
 
 def service_routes(app):

@@ -251,7 +251,9 @@ def test_staff_of_the_street_see_the_photos_on_the_ticket(app, reported, storage
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for photo_id, content_type, key in reported["photos"]:
-        assert re.search(rf'<img [^>]*src="{re.escape(_photo_url(reported["ticket"], photo_id))}"', html), html
+        # A thumbnail on the page (issue 21), linked to the photo itself.
+        assert re.search(rf'<a href="{re.escape(_photo_url(reported["ticket"], photo_id))}"[^>]*><img [^>]*src="'
+                         rf'{re.escape(_photo_url(reported["ticket"], photo_id))}/thumb"', html), html
         response = _get(browser, _photo_url(reported["ticket"], photo_id))
         _assert_inert_image(response, content_type)
         assert response.data == storage.load(key)

@@ -10,6 +10,7 @@ import os
 import pytest
 from redis import Redis
 
+from tests.stubs.aliyun_stub import AliyunStub
 from tests.stubs.twilio_stub import TwilioStub
 from tests.stubs.wechat_stub import WeChatStub
 
@@ -28,6 +29,14 @@ def wechat_stub():
 @pytest.fixture
 def twilio_stub():
     stub = TwilioStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def aliyun_stub():
+    """Aliyun's voice and SMS APIs; tests set `report_urls` to the app's push URLs before pushing receipts."""
+    stub = AliyunStub().start()
     yield stub
     stub.stop()
 

@@ -120,6 +120,10 @@ class StubApp:
     def failure_response(self, failure: PlannedFailure) -> Response:
         raise NotImplementedError
 
+    def failure_key(self) -> str:
+        """What a planned failure's `path` is matched against (an RPC API like Aliyun's posts every action to /)."""
+        return request.path
+
     def start(self, *, host: str = "127.0.0.1", port: int = 0):
         """Serve from a background thread (tests); `base_url` is known once this returns."""
         self._server = ServerThread(self.flask, host=host, port=port).start()
@@ -160,7 +164,7 @@ class StubApp:
         if request.path.startswith(CONTROL_PREFIX):
             return None
         g.stub_record = self.call_log.open()
-        failure = self.failures.take(request.path)
+        failure = self.failures.take(self.failure_key())
         if failure is None:
             return None
         if failure.sleep:

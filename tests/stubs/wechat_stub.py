@@ -1,10 +1,11 @@
-"""A stand-in for WeChat's official-account API on loopback: token, 客服 and template sends, OAuth codes.
+"""A stand-in for WeChat's official-account API on loopback: token, 客服, template and subscribe-message (订阅通知)
+sends, OAuth codes.
 
 In tests: the `wechat_stub` fixture (tests/stubs/fixtures.py). Standalone, for `make run`:
     python -m tests.stubs.wechat_stub --port 8101 [--app-id wx... --secret ...]
 then WECHAT_API_BASE=http://127.0.0.1:8101/cgi-bin/. Control over HTTP: GET /_stub/calls,
 POST /_stub/fail, /_stub/reset, /_stub/expire_tokens, /_stub/outside_window, /_stub/oauth_code,
-GET /_stub/state.
+/_stub/subscribe_template, /_stub/subscribe_grant, GET /_stub/state.
 """
 from __future__ import annotations
 
@@ -33,12 +34,21 @@ ERRMSG = {
     40037: "invalid template_id",
     40125: "invalid appsecret",
     40163: "code been used",
+    41030: "invalid page rid",
     41001: "access_token missing",
     42001: "access_token expired",
+    43101: "user refuse to accept the msg",
     44004: "text content is empty",
     45015: "response out of time limit or subscription is canceled",
     47001: "data format error",
+    47003: "argument invalid!",
 }
+
+
+# 订阅通知 keyword types and the longest value WeChat takes for each (time/date are checked for shape only).
+SUBSCRIBE_VALUE_LIMITS = {"thing": 20, "character_string": 32, "phrase": 5, "name": 10, "number": 32,
+                          "letter": 32, "symbol": 5, "amount": 32, "phone_number": 17, "car_number": 8,
+                          "time": 64, "date": 64, "const": 20}
 
 
 def wechat_error(errcode: int, message: str | None = None) -> Response:
@@ -66,17 +76,23 @@ class WeChatStub(StubApp):
         self._tokens_issued = 0
         self._outside_window: set[str] = set()
         self._oauth_codes: dict[str, dict] = {}
+        self._subscribe_templates: dict[str, tuple[str, ...]] = {}  # template id -> its keywords
+        self._subscribe_grants: dict[tuple[str, str], int] = {}  # (openid, template id) -> one-time sends allowed
         self._state_lock = threading.Lock()
         self._msgid = 1000
         add = self.flask.add_url_rule
         add("/cgi-bin/token", "token", self._token, methods=["GET"])
         add("/cgi-bin/message/custom/send", "custom_send", self._custom_send, methods=["POST"])
         add("/cgi-bin/message/template/send", "template_send", self._template_send, methods=["POST"])
+        add("/cgi-bin/message/subscribe/bizsend", "subscribe_send", self._subscribe_send, methods=["POST"])
         add("/sns/oauth2/access_token", "oauth_access_token", self._oauth_access_token, methods=["GET"])
         add(f"{CONTROL_PREFIX}expire_tokens", "stub_expire_tokens", self._http_expire_tokens, methods=["POST"])
         add(f"{CONTROL_PREFIX}outside_window", "stub_outside_window", self._http_outside_window, methods=["POST"])
         add(f"{CONTROL_PREFIX}oauth_code", "stub_oauth_code", self._http_oauth_code, methods=["POST"])
         add(f"{CONTROL_PREFIX}state", "stub_state", self._http_state, methods=["GET"])
+        add(f"{CONTROL_PREFIX}subscribe_template", "stub_subscribe_template", self._http_subscribe_template,
+            methods=["POST"])
+        add(f"{CONTROL_PREFIX}subscribe_grant", "stub_subscribe_grant", self._http_subscribe_grant, methods=["POST"])
 
     @property
     def api_base(self) -> str:
@@ -114,6 +130,31 @@ class WeChatStub(StubApp):
             self._oauth_codes[code] = {"openid": openid, "scope": scope, "used": False}
         return code
 
+    def add_subscribe_template(self, template_id: str, *keywords: str) -> None:
+        """A template the account picked from the 订阅通知 library, with its keywords ("thing1", "time2")."""
+        with self._state_lock:
+            self._subscribe_templates[template_id] = tuple(keywords)
+
+    def grant_subscribe(self, openid: str, template_id: str, times: int = 1) -> None:
+        """The resident accepted this template `times` times in the popup (each allows one message)."""
+        with self._state_lock:
+            key = (openid, template_id)
+            self._subscribe_grants[key] = self._subscribe_grants.get(key, 0) + times
+
+    def revoke_subscribe(self, openid: str, template_id: str) -> None:
+        """The resident rejected the template in their settings."""
+        with self._state_lock:
+            self._subscribe_grants.pop((openid, template_id), None)
+
+    def subscribe_grants_left(self, openid: str, template_id: str) -> int:
+        with self._state_lock:
+            return self._subscribe_grants.get((openid, template_id), 0)
+
+    def subscribe_messages(self) -> list[dict]:
+        """The subscribe messages WeChat accepted (errcode 0), oldest first."""
+        return [call["json"] for call in self.calls_to("/cgi-bin/message/subscribe/bizsend")
+                if (call["response"] or {}).get("errcode") == 0]
+
     def reset(self) -> None:
         super().reset()
         with self._state_lock:
@@ -121,6 +162,8 @@ class WeChatStub(StubApp):
             self._tokens_issued = 0
             self._outside_window.clear()
             self._oauth_codes.clear()
+            self._subscribe_templates.clear()
+            self._subscribe_grants.clear()
 
     def failure_response(self, failure: PlannedFailure) -> Response:
         if failure.code is None:
@@ -151,15 +194,22 @@ class WeChatStub(StubApp):
             self._tokens_issued += 1
         return jsonify(access_token=value, expires_in=self.token_ttl)
 
-    def _custom_send(self):
+    def _send_request(self) -> tuple[dict, Response | None]:
+        """The checks every send API makes first: the token, a JSON object, an addressee; (body, refusal)."""
         refused = self._check_access_token()
         if refused:
-            return refused
+            return {}, refused
         body = request.get_json(force=True, silent=True)
         if not isinstance(body, dict):
-            return wechat_error(47001)
+            return {}, wechat_error(47001)
         if not isinstance(body.get("touser"), str) or not body["touser"]:
-            return wechat_error(40003)
+            return body, wechat_error(40003)
+        return body, None
+
+    def _custom_send(self):
+        body, refused = self._send_request()
+        if refused:
+            return refused
         if body.get("msgtype") != "text":
             return wechat_error(40008)  # the stub speaks text only, which is all Linli sends by 客服
         text = body.get("text")
@@ -173,14 +223,9 @@ class WeChatStub(StubApp):
         return jsonify(errcode=0, errmsg="ok")
 
     def _template_send(self):
-        refused = self._check_access_token()
+        body, refused = self._send_request()
         if refused:
             return refused
-        body = request.get_json(force=True, silent=True)
-        if not isinstance(body, dict):
-            return wechat_error(47001)
-        if not isinstance(body.get("touser"), str) or not body["touser"]:
-            return wechat_error(40003)
         if not isinstance(body.get("template_id"), str) or not body["template_id"]:
             return wechat_error(40037)
         data = body.get("data")
@@ -190,6 +235,31 @@ class WeChatStub(StubApp):
             self._msgid += 1
             msgid = self._msgid
         return jsonify(errcode=0, errmsg="ok", msgid=msgid)
+
+    def _subscribe_send(self):
+        """message/subscribe/bizsend: checked as WeChat does, in its order; each accepted send spends a grant."""
+        body, refused = self._send_request()
+        if refused:
+            return refused
+        with self._state_lock:
+            keywords = self._subscribe_templates.get(body.get("template_id"))
+        if not isinstance(body.get("template_id"), str) or keywords is None:
+            return wechat_error(40037)
+        if "page" in body and not isinstance(body["page"], str):
+            return wechat_error(41030)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            return wechat_error(47001)
+        for keyword in keywords:
+            problem = _subscribe_value_problem(keyword, data.get(keyword))
+            if problem:
+                return wechat_error(47003, f"argument invalid! data.{keyword}.value {problem}")
+        with self._state_lock:
+            key = (body["touser"], body["template_id"])
+            if self._subscribe_grants.get(key, 0) < 1:
+                return wechat_error(43101)
+            self._subscribe_grants[key] -= 1
+        return jsonify(errcode=0, errmsg="ok")
 
     def _oauth_access_token(self):
         args = request.args
@@ -241,9 +311,35 @@ class WeChatStub(StubApp):
         body = request.get_json(force=True)
         return jsonify(code=self.issue_oauth_code(body["openid"], body.get("scope", "snsapi_base")))
 
+    def _http_subscribe_template(self):
+        body = request.get_json(force=True)
+        self.add_subscribe_template(body["template_id"], *body.get("keywords", []))
+        return jsonify(ok=True)
+
+    def _http_subscribe_grant(self):
+        body = request.get_json(force=True)
+        if body.get("revoke"):
+            self.revoke_subscribe(body["openid"], body["template_id"])
+        else:
+            self.grant_subscribe(body["openid"], body["template_id"], int(body.get("times", 1)))
+        return jsonify(ok=True)
+
     def _http_state(self):
         return jsonify(tokens_issued=self.tokens_issued, valid_tokens=len(self.valid_tokens()),
                        app_id=self.app_id)
+
+
+def _subscribe_value_problem(keyword: str, field: object) -> str | None:
+    """Why WeChat would refuse this keyword's value (47003), or None."""
+    if not isinstance(field, dict) or not isinstance(field.get("value"), str):
+        return "is empty"
+    value = field["value"]
+    if not value.strip():
+        return "is empty"
+    limit = SUBSCRIBE_VALUE_LIMITS.get(keyword.rstrip("0123456789"))
+    if limit is not None and len(value) > limit:
+        return f"exceeds limit {limit}"
+    return None
 
 
 def main() -> None:

@@ -34,5 +34,5 @@ def test_the_offer_notice_names_patient_visit_and_deadline_in_one_sms_part():
 
     text = offer_text(offer)
 
-    assert text == "【邻里】候补到号：王建国03月12日09:30幸福社区卫生服务中心内科，为您保留至16:45，请及时确认，逾期让给下一位。"
+    assert text == "【邻里】候补到号：王建国03月12日09:30幸福社区卫生服务中心内科，保留至16:45，回复“确认候补”约上，逾期让给下一位。"
     assert len(segment(text)) == 1

@@ -105,6 +105,22 @@ def test_when_every_channel_of_a_step_fails_the_step_is_due_at_once(help_db, rec
     assert statuses == ["send_failed", "send_failed"]
 
 
+def test_when_every_call_of_every_contact_fails_the_chain_goes_round_once_per_pause_not_at_once(help_db, recorder):
+    elder, contacts = make_chain(n=2, channels="voice")
+    recorder.twilio.fail_next(TwilioSendError("down", status=500), TwilioSendError("down", status=500))
+    now = utcnow()
+    alert = start(elder, now)
+    assert alert.step_due_at == now  # not the last contact: on to the next at once
+    assert escalation.advance(alert_id=alert.id, round=1, step=1, now=now)
+
+    alert = db.session.get(HelpAlert, alert.id)
+    assert (alert.round, alert.step) == (1, 2)
+    assert alert.step_due_at == now + escalation.ROUND_PAUSE  # the last one: round 2 waits for the pause
+    assert not escalation.advance(alert_id=alert.id, round=1, step=1, now=now)
+    assert escalation.sweep(now=now + timedelta(seconds=29))["due"] == 0
+    assert [c.to for c in recorder.twilio.calls] == [contacts[0].phone, contacts[1].phone]
+
+
 def test_a_chain_that_runs_out_restarts_from_the_top_and_raises_the_alarm(help_db, recorder):
     elder, contacts = make_chain(n=2, channels="voice")
     now = utcnow()

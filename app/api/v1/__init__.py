@@ -7,6 +7,7 @@ from app.api.v1 import (  # noqa: F401  (each module adds its routes to `bp`)
     appointments,
     auth,
     family,
+    followups,
     help,
     me,
     notifications,

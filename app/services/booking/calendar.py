@@ -11,6 +11,7 @@ from app.core.config import setting
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SOON_REMINDER_BEFORE = timedelta(hours=2)
+WECHAT_TIME = "%Y年%m月%d日 %H:%M"  # the form the `time` keywords of WeChat subscribe messages take
 
 
 def _setting_time(name: str) -> time:

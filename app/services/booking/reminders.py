@@ -1,5 +1,8 @@
 """Appointment reminders, the evening before and two hours before, sent through the outbox.
 
+Each carries the "booking_reminder" subscribe template and its fields: delivery sends it as a WeChat subscribe
+message when the resident granted one, else the text by 客服 or SMS (docs/booking.md, docs/channels.md).
+
 The appointments are the schedule: a sweeper finds due reminders in the database, and the
 reminded_* column is set in the same commit as the outbox row, so a restarted worker neither
 loses a reminder nor sends one twice. Cancelled appointments are never selected.
@@ -12,17 +15,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.core.errors import NotFound
 from app.core.extensions import db
-from app.models import Appointment, Conversation, OutboundMessage, Resident, Slot
+from app.models import Appointment, Conversation, OutboundMessage, Slot
 from app.models.base import utcnow
 from app.services import outbox
 from app.services.booking.appointments import lock_appointment, one_transaction
-from app.services.booking.calendar import SOON_REMINDER_BEFORE, evening_reminder_at, format_local
+from app.services.booking.calendar import SOON_REMINDER_BEFORE, WECHAT_TIME, evening_reminder_at, format_local
 
 log = logging.getLogger(__name__)
 
 KINDS = ("evening", "soon")
+TEMPLATE = "booking_reminder"
 # The evening reminder is at most a day and a half ahead of the visit; look no further.
 LOOKAHEAD = timedelta(hours=36)
 
@@ -67,7 +70,7 @@ def send_reminder(*, appointment_id: int, kind: str, now: datetime | None = None
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None or appointment.status != "booked":
         return None
-    conversation = _conversation_of(appointment.booked_by_resident_id)  # may commit a new conversation
+    conversation = outbox.conversation_to_reach(resident_id=appointment.booked_by_resident_id)  # may commit
     column = f"reminded_{kind}_at"
     message = None
     with one_transaction():
@@ -95,24 +98,23 @@ def _due_kind(row, now: datetime) -> str | None:
     return None
 
 
-def _conversation_of(resident_id: int) -> Conversation | None:
-    resident = db.session.get(Resident, resident_id)
-    try:
-        return outbox.conversation_for(resident_id=resident_id, channel=resident.preferred_channel)
-    except NotFound:  # no identity on the preferred channel: any channel they wrote from will do
-        return db.session.scalar(
-            select(Conversation).where(Conversation.resident_id == resident_id).order_by(Conversation.id).limit(1))
-
-
 def _stage(appointment: Appointment, conversation: Conversation, kind: str) -> OutboundMessage | None:
     try:
         with db.session.begin_nested():
             message = outbox.stage_message(conversation_id=conversation.id, body=_body(appointment, kind),
-                                           kind="reminder", dedup_key=f"reminder:{appointment.id}:{kind}")
+                                           kind="reminder", dedup_key=f"reminder:{appointment.id}:{kind}",
+                                           template=TEMPLATE, fields=template_fields(appointment))
             db.session.flush()
         return message
     except IntegrityError:  # queued before; the dedup key is the outbox's own guard
         return None
+
+
+def template_fields(appointment: Appointment) -> dict:
+    """The reminder's subscribe-message fields (mapped to the template's keywords by WECHAT_SUBSCRIBE_TEMPLATES)."""
+    return {"patient": appointment.patient.name, "time": format_local(appointment.slot.start_at, WECHAT_TIME),
+            "place": f"{appointment.department.hospital.name}{appointment.department.name}",
+            "seat": f"{appointment.seat_no}号"}
 
 
 def _body(appointment: Appointment, kind: str) -> str:

@@ -23,15 +23,16 @@ from sqlalchemy import and_, bindparam, case, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.config import setting
-from app.core.errors import NotFound
 from app.core.extensions import db
-from app.models import Appointment, Conversation, OutboundMessage, Resident, Slot, SlotHold, WaitlistEntry
+from app.models import Appointment, Conversation, OutboundMessage, Slot, SlotHold, WaitlistEntry
 from app.models.base import utcnow
 from app.services import outbox
-from app.services.booking.calendar import format_local, local_day
+from app.services.booking.calendar import WECHAT_TIME, format_local, local_day
 from app.services.booking.errors import SlotTaken
 
 log = logging.getLogger(__name__)
+
+OFFER_TEMPLATE = "waitlist_offer"  # the subscribe-message template of an offer's notice (docs/booking.md)
 
 
 @contextmanager
@@ -316,7 +317,7 @@ def notify_offer(*, hold_id: int, now: datetime | None = None) -> OutboundMessag
     offer = db.session.get(SlotHold, hold_id)
     if offer is None or not _unannounced(offer, now):
         return None
-    conversation = _conversation_of(offer.resident_id)  # may commit a new conversation
+    conversation = outbox.conversation_to_reach(resident_id=offer.resident_id)  # may commit a new conversation
     message = None
     with one_transaction():
         offer = db.session.execute(select(SlotHold).where(SlotHold.id == hold_id).with_for_update()
@@ -345,25 +346,24 @@ def _unannounced(offer: SlotHold, now: datetime) -> bool:
     return offer.kind == "offer" and offer.status == "held" and offer.expires_at > now and offer.notified_at is None
 
 
-def _conversation_of(resident_id: int) -> Conversation | None:
-    # The channel reminders use (reminders.py): the preferred one, else any the resident wrote from.
-    resident = db.session.get(Resident, resident_id)
-    try:
-        return outbox.conversation_for(resident_id=resident_id, channel=resident.preferred_channel)
-    except NotFound:
-        return db.session.scalar(
-            select(Conversation).where(Conversation.resident_id == resident_id).order_by(Conversation.id).limit(1))
-
-
 def _stage(offer: SlotHold, conversation: Conversation) -> OutboundMessage | None:
     try:
         with db.session.begin_nested():
             message = outbox.stage_message(conversation_id=conversation.id, body=offer_text(offer),
-                                           kind="waitlist_offer", dedup_key=f"waitlist-offer:{offer.id}")
+                                           kind="waitlist_offer", dedup_key=f"waitlist-offer:{offer.id}",
+                                           template=OFFER_TEMPLATE, fields=offer_fields(offer))
             db.session.flush()
         return message
     except IntegrityError:  # queued before; the dedup key is the outbox's own guard
         return None
+
+
+def offer_fields(offer: SlotHold) -> dict:
+    """The offer's subscribe-message fields (mapped to the template's keywords by WECHAT_SUBSCRIBE_TEMPLATES)."""
+    slot = offer.slot
+    return {"patient": offer.patient.name, "time": format_local(slot.start_at, WECHAT_TIME),
+            "place": f"{slot.department.hospital.name}{slot.department.name}",
+            "until": format_local(offer.expires_at, WECHAT_TIME)}
 
 
 def offer_text(offer: SlotHold) -> str:
@@ -371,4 +371,4 @@ def offer_text(offer: SlotHold) -> str:
     place = f"{slot.department.hospital.name}{slot.department.name}"
     # Short: one UCS-2 SMS part holds 70 characters.
     return (f"【邻里】候补到号：{offer.patient.name}{format_local(slot.start_at, '%m月%d日%H:%M')}{place}，"
-            f"为您保留至{format_local(offer.expires_at, '%H:%M')}，请及时确认，逾期让给下一位。")
+            f"保留至{format_local(offer.expires_at, '%H:%M')}，回复“确认候补”约上，逾期让给下一位。")

@@ -63,6 +63,13 @@ class InboundGuard:
         except RedisError:
             return False  # without Redis the unique row decides: the turn counts as taken
 
+    def still_running(self) -> bool:
+        """Whether the first delivery's claim is still "running" (it may be alive, or its node was killed)."""
+        try:
+            return self.redis.get(self.key) == b"running"
+        except RedisError:
+            return False
+
     def outcome_of_first(self, *, wait: float) -> Outcome:
         """A retry's answer: the first delivery's passive reply once it is known, else nothing."""
         deadline = time.monotonic() + wait

@@ -25,8 +25,8 @@ from app.core.extensions import db, limiter
 from app.core.redis_client import get_redis
 from app.models import Conversation, Resident
 from app.models.base import utcnow
+from app.services import care, tickets, workorders
 from app.services import help as help_service
-from app.services import tickets
 from app.services.conversations import bot_wait, fast_commit, phone_link, senders, wechat_menu
 from app.services.conversations.dedup import DUPLICATE_WAIT, InboundGuard
 from app.services.conversations.late_answers import LATE_ANSWER_GRACE, finish_late
@@ -66,6 +66,7 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
     passive = budget is not None
     deadline = time.monotonic() + (budget if passive else setting("SMS_BOT_WAIT"))
     guard = InboundGuard(channel, external_id)
+    unclaimed = False  # storing is this delivery's only claim: the first one's is still "running"
     if guard.claim():
         taking_over = False
     elif guard.take_over_failed():
@@ -73,19 +74,26 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
         # answers it, and only this one, since taking over is a compare-and-set on the guard.
         taking_over = True
     else:
-        return guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
+        first = guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
+        if first.passive_text is not None or not guard.still_running():
+            return first
+        # Still "running": the first delivery may be alive, or its node was killed before it stored the message
+        # (tests/cluster/). Storing decides: the unique row lets one delivery through, and a message already
+        # stored stays its first delivery's to answer.
+        taking_over, unclaimed = False, True
     message = dict(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
     outcome = None
     with fast_commit.connect() as conn:
         try:
             turn = _taken_over_turn(conn, **message) if taking_over else _store(conn, **message)
         except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
-            guard.finish("done")
+            if not unclaimed:
+                guard.finish("done")
             return Outcome(duplicate=True)
         except BaseException:
             if taking_over:
                 guard.finish("failed")  # still unanswered: the next retry tries again
-            else:
+            elif not unclaimed:
                 guard.release()  # nothing stored: the channel's retry may try again
             raise
         try:
@@ -174,8 +182,15 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
         if linked is not None:
             return linked
     if turn.channel == "sms":
+        checked_in = care.check_in_by_sms(from_phone=turn.address, text=turn.text)
+        if checked_in:
+            return [checked_in]  # an enrolled resident's 平安打卡 by SMS
         if help_service.accept_by_sms(from_phone=turn.address, text=turn.text):
             return []  # a contact took a help alert; the help service confirms it to them
+    # A work order's follow-up (回访) answer, before a resolved ticket would take "未解决" as a new message and reopen.
+    followed_up = workorders.answer_followup_by_message(conversation_id=turn.conversation_id, text=turn.text)
+    if followed_up:
+        return [followed_up]
     if not turn.ticket_may_claim:
         return None
     ticket = tickets.route_resident_message(conversation_id=turn.conversation_id, message_id=turn.message_id)

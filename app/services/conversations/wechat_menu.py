@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from app.core.config import setting
 from app.core.errors import DomainError
-from app.services import booking, residents, tickets
+from app.services import booking, care, residents, tickets
 from app.services import help as help_service
 
 log = logging.getLogger(__name__)
@@ -75,4 +75,9 @@ def _staff_ticket(resident, conversation, *, subject: str, priority: str, catego
                         category=category, conversation_id=conversation.id, resident_id=resident.id)
 
 
-MENU = {"ONE_KEY_HELP": _one_key_help, "MY_APPOINTMENTS": _my_appointments, "TALK_TO_STAFF": _talk_to_staff}
+def _daily_checkin(resident, conversation) -> list[str]:
+    return [care.check_in_from_menu(resident_id=resident.id)]
+
+
+MENU = {"ONE_KEY_HELP": _one_key_help, "MY_APPOINTMENTS": _my_appointments, "TALK_TO_STAFF": _talk_to_staff,
+        "DAILY_CHECKIN": _daily_checkin}

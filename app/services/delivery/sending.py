@@ -1,8 +1,10 @@
-"""Sending outbox rows through WeChat's 客服 API or Twilio.
+"""Sending outbox rows through WeChat (subscribe message or 客服 API) or Twilio.
 
 A conversation's rows go out in sequence order, each claimed by a guarded UPDATE so two workers never
-send it twice. Failures retry with exponential backoff; a reply outside WeChat's 48-hour window goes by
-SMS instead; a row that cannot be delivered at all is marked and shown to staff.
+send it twice. A WeChat row with a subscribe template goes as a subscribe message when the resident has an
+unspent grant of it, else as 客服 text; outside WeChat's 48-hour window it goes by SMS instead. The way it
+went is recorded on the row (`route`). Failures retry with exponential backoff; a row that cannot be
+delivered at all is marked and shown to staff.
 
 Delivery is at least once: a worker killed between the provider's answer and the commit leaves its row
 "sending"; after the lease the sweeper sends it again (neither WeChat nor Twilio takes an idempotency key).
@@ -48,11 +50,12 @@ def deliver(*, outbound_id: int, now: datetime | None = None) -> str:
     if not _claim(row, now):
         return "claimed_elsewhere"
     try:
-        external_id = _send(row)
+        external_id, route = _send(row)
     except Exception as exc:  # each kind of failure is sorted out below
         return _after_failure(row, exc, now=utcnow())
     row.status = "sent"
     row.sent_at = utcnow()
+    row.route = route
     row.external_id = external_id  # last_error stays: the history of a retried or rerouted row
     db.session.commit()
     _kick_next(row.conversation_id)
@@ -82,17 +85,22 @@ def _claim(row: OutboundMessage, now: datetime) -> bool:
     return bool(won)
 
 
-def _send(row: OutboundMessage) -> str | None:
+def _send(row: OutboundMessage) -> tuple[str | None, str]:
+    """Send the row one way; (the provider's id, the route taken)."""
     resident = _resident(row)
     if row.channel == "wechat":
         if not resident.wechat_subscribed:
             raise Undeliverable("the resident unsubscribed from the official account")
+        # The grant is spent (and committed) before the send, so two workers never spend it twice.
+        if row.template and outbox.send_subscribe_if_granted(openid=row.to_address, template=row.template,
+                                                             fields=row.template_fields):
+            return None, "subscribe"
         transports.get().wechat.send_text(row.to_address, row.body)
-        return None
+        return None, "kefu"
     if resident.sms_opted_out:
         raise Undeliverable("the number opted out of SMS (21610)")
     callback = setting("PUBLIC_BASE_URL").rstrip("/") + "/sms/status"
-    return transports.get().twilio.send_sms(row.to_address, row.body, status_callback=callback)
+    return transports.get().twilio.send_sms(row.to_address, row.body, status_callback=callback), "sms"
 
 
 def _resident(row: OutboundMessage) -> Resident:

@@ -13,8 +13,10 @@ from app.services.help.alerts import (
     call_script,
     raise_alert,
     raise_alert_for_sender,
+    realert_unresolved,
     record_call_status,
     resolve_alert,
+    settle_alert,
 )
 from app.services.help.chain_access import (
     accepted_by,
@@ -26,6 +28,15 @@ from app.services.help.chain_access import (
     remove_delegate,
     replace_contacts,
 )
-from app.services.help.devices import MAX_CHAIN, contacts_of, press_button, register_device, replace_chain, sign
+from app.services.help.devices import (
+    MAX_CHAIN,
+    authenticate_device,
+    contacts_of,
+    press_button,
+    register_device,
+    replace_chain,
+    sign,
+)
 from app.services.help.listing import STATUS_LABELS, open_alerts
+from app.services.help.provider_reports import read_provider_report, take_provider_report
 from app.services.help.texts import OUTCOMES, call_no_key, call_passed, call_prompt, call_taken

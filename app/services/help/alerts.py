@@ -22,7 +22,7 @@ from app.models.help import ALERT_SOURCES
 from app.services import tickets
 from app.services.help import escalation, texts
 from app.services.help.events import open_alert_ticket, record
-from app.services.help.notices import queue_acceptance_news, send_contact_sms
+from app.services.help.notices import queue_acceptance_news, queue_family_news, send_contact_sms, winner_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def open_alert_of(*, resident_id: int) -> HelpAlert | None:
 
 
 def raise_alert(*, resident_id: int, source: str, device_id: int | None = None, press_id: str | None = None,
-                now: datetime | None = None) -> HelpAlert:
+                now: datetime | None = None, lead_resident: bool = False) -> HelpAlert:
     """Open an alert (or join the resident's open one) and start its first step at once.
 
     Idempotent per (device, press id): a device retrying the same press gets the same alert back.
@@ -64,7 +64,7 @@ def raise_alert(*, resident_id: int, source: str, device_id: int | None = None, 
             if alert is not None:
                 return _join(alert, source=source, device_id=device_id, press_id=press_id, now=now)
             alert = HelpAlert(resident_id=resident_id, source=source, status="escalating", round=1, step=0,
-                              step_due_at=now, created_at=now)
+                              step_due_at=now, created_at=now, lead_resident=lead_resident)
             db.session.add(alert)
             db.session.flush()
             db.session.add(HelpPress(alert_id=alert.id, device_id=device_id, press_id=press_id, source=source,
@@ -79,6 +79,8 @@ def raise_alert(*, resident_id: int, source: str, device_id: int | None = None, 
         record(alert.ticket_id, f"居民发起一键求助（{source}）", data={"alert_id": alert.id, "source": source})
         db.session.commit()
         enqueue_first_step(alert.id)
+        if source != "checkin":  # a missed check-in's family notice is elder care's (care_notice)
+            queue_family_news(alert_id=alert.id, event="raised")
         return alert
     raise Conflict("the alert could not be recorded; try again", code="alert_contention")
 
@@ -162,8 +164,8 @@ def accept_by_sms(*, from_phone: str, text: str, now: datetime | None = None) ->
     resident = db.session.get(Resident, alert.resident_id)
     from app.services.help.notices import winner_name
 
-    body = (texts.sms_taken(resident, winner_name(alert)) if alert.status == "accepted" else texts.sms_closed())
-    _queue_sms(from_phone, body, key=f"late-{target.id}")
+    sms = texts.taken_sms(resident, winner_name(alert)) if alert.status == "accepted" else texts.closed_sms()
+    queue_contact_sms(from_phone, sms, key=f"late-{target.id}")
     return True
 
 
@@ -172,9 +174,11 @@ def _normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").strip().strip("。.!！,，~ ").strip()
 
 
-def _queue_sms(phone: str, body: str, *, key: str) -> None:
-    if not tasks.later("help.send_contact_sms", phone=phone, body=body, job_id=f"help-sms-{key}"):
-        send_contact_sms(phone=phone, body=body)
+def queue_contact_sms(phone: str, sms: texts.Sms, *, key: str) -> None:
+    """An SMS to a contact by a job (once per key), or at once if Redis cannot take the job."""
+    if not tasks.later("help.send_contact_sms", phone=phone, body=sms.body, template=sms.template, params=sms.params,
+                       job_id=f"help-sms-{key}"):
+        send_contact_sms(phone=phone, body=sms.body, template=sms.template, params=sms.params)
 
 
 # --- voice: what the called contact hears, and what their keys and the call's end mean ---------------
@@ -196,7 +200,7 @@ def call_script(*, alert_id: int, attempt_id: int) -> CallScript:
     if attempt.status in ("placed", "dialing"):
         attempt.status = "answered"  # answered is not accepted: a voicemail answers too
         db.session.commit()
-    return CallScript("ask", intro=texts.call_intro(db.session.get(Resident, alert.resident_id)))
+    return CallScript("ask", intro=texts.call_intro(db.session.get(Resident, alert.resident_id), source=alert.source))
 
 
 def answer_call_key(*, alert_id: int, attempt_id: int, digits: str, now: datetime | None = None) -> str:
@@ -284,22 +288,72 @@ def call_again(*, alert_id: int, staff_id: int, now: datetime | None = None) -> 
         db.session.commit()
         escalation.expedite(alert_id=alert.id, round=alert.round, step=alert.step, now=now)
         return alert
+    if not _reopen(alert, now=now, body=f"工作人员重新呼叫，第{alert.round + 1}轮从头开始", staff_id=staff_id,
+                   data={"call_again": True}):
+        raise InvalidTransition("this alert is closed", code="alert_closed")
+    return db.session.get(HelpAlert, alert.id)
+
+
+def realert_unresolved(*, alert_id: int, accepted_before: datetime, now: datetime | None = None) -> bool:
+    """An accepted alert nobody closed since `accepted_before` rings again: its acceptor first, then the chain.
+
+    False if it was closed, re-accepted later or already reopened (the same compare-and-set as call_again).
+    """
+    now = now or utcnow()
+    alert = db.session.get(HelpAlert, alert_id)
+    if alert is None or alert.status != "accepted" or alert.accepted_at is None \
+            or alert.accepted_at > accepted_before:
+        db.session.rollback()
+        return False
+    who = winner_name(alert)
+    return _reopen(alert, now=now, lead_contact_id=alert.accepted_contact_id, accepted_at=alert.accepted_at,
+                   body=f"{who}接受后求助仍未结束，再次呼叫：先{who}，再按求助链（第{alert.round + 1}轮）",
+                   data={"realert": True})
+
+
+def _reopen(alert: HelpAlert, *, now: datetime, body: str, data: dict, staff_id: int | None = None,
+            lead_contact_id: int | None = None, accepted_at: datetime | None = None) -> bool:
+    """accepted -> escalating, a new round from the top, led by `lead_contact_id`; False if someone else moved it."""
     round_ = alert.round
+    guard = [HelpAlert.id == alert.id, HelpAlert.status == "accepted", HelpAlert.round == round_]
+    if accepted_at is not None:
+        guard.append(HelpAlert.accepted_at == accepted_at)
     reopened = db.session.execute(
-        update(HelpAlert).where(HelpAlert.id == alert.id, HelpAlert.status == "accepted", HelpAlert.round == round_)
+        update(HelpAlert).where(*guard)
         .values(status="escalating", round=round_ + 1, step=0, step_due_at=now, accepted_contact_id=None,
-                accepted_staff_id=None, accepted_via=None, accepted_at=None)
+                accepted_staff_id=None, accepted_via=None, accepted_at=None, lead_contact_id=lead_contact_id)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not reopened:
         db.session.rollback()
-        raise InvalidTransition("this alert is closed", code="alert_closed")
-    record(alert.ticket_id, f"工作人员重新呼叫，第{round_ + 1}轮从头开始", staff_id=staff_id,
-           data={"call_again": True, "round": round_ + 1})
+        return False
+    record(alert.ticket_id, body, staff_id=staff_id, data={**data, "round": round_ + 1})
     db.session.commit()
     tasks.later("help.advance_alert", alert_id=alert.id, round_=round_ + 1, step=0,
                 job_id=f"help-{alert.id}-{round_ + 1}-0-now")
-    return db.session.get(HelpAlert, alert.id)
+    return True
+
+
+def settle_alert(*, alert_id: int, outcome: str, body: str, now: datetime | None = None) -> bool:
+    """Close an open alert with no staff member behind it (a missed check-in made good); False if it was closed."""
+    now = now or utcnow()
+    alert = db.session.get(HelpAlert, alert_id)
+    if alert is None:
+        return False
+    closed = db.session.execute(
+        update(HelpAlert).where(HelpAlert.id == alert_id, HelpAlert.status.in_(OPEN_STATUSES))
+        .values(status="resolved", outcome=outcome, resolved_at=now, step_due_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not closed:
+        db.session.rollback()
+        return False
+    if alert.ticket_id is not None:
+        tickets.settle_with_alert(ticket_id=alert.ticket_id, now=now)
+    record(alert.ticket_id, body, data={"resolved": True, "outcome": outcome})
+    record(alert.ticket_id, "", kind="status", data={"to": "resolved"})
+    db.session.commit()
+    return True
 
 
 def resolve_alert(*, alert_id: int, staff_id: int, outcome: str, note: str = "",

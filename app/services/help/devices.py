@@ -39,17 +39,28 @@ def press_button(*, device_uid: str, press_id: str, timestamp: int, signature: s
                  now: datetime | None = None) -> HelpAlert:
     """A signed press from a device: checked, then raised (a retried press id returns the same alert)."""
     now = now or utcnow()
+    device = authenticate_device(device_uid=device_uid, message=canonical_string(device_uid, press_id, timestamp),
+                                 signature=signature, timestamp=timestamp, now=now)
+    return raise_alert(resident_id=device.resident_id, source="device", device_id=device.id, press_id=press_id,
+                       now=now)
+
+
+def authenticate_device(*, device_uid: str, message: str, signature: str, timestamp: int,
+                        now: datetime) -> HelpDevice:
+    """The active device whose secret signed `message` (HMAC-SHA256, hex) at `timestamp`, within the window.
+
+    Every signed device request (presses, heartbeats, check-ins) goes through here: one scheme, one window.
+    """
     device = db.session.scalar(select(HelpDevice).where(HelpDevice.device_uid == device_uid))
     secret = decrypt(device.secret_encrypted) if device is not None and device.active else _DUMMY_SECRET
-    expected = sign(secret, device_uid, press_id, timestamp)
+    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), (signature or "").strip().lower().encode()) \
             or device is None or not device.active:
         raise Unauthorized("the device signature does not match", code="invalid_signature")
     # Checked after the signature: only a genuine but old request is a replay.
     if abs(now.timestamp() - timestamp) > SIGNATURE_WINDOW.total_seconds():
         raise Forbidden("the request's timestamp is too far from now", code="stale_request")
-    return raise_alert(resident_id=device.resident_id, source="device", device_id=device.id, press_id=press_id,
-                       now=now)
+    return device
 
 
 def register_device(*, device_uid: str, resident_id: int) -> tuple[HelpDevice, str]:

@@ -6,11 +6,11 @@ Guarantees (see docs/help.md):
   and exactly one of them does it.
 - The attempts of a step are inserted (status `pending`) in the same transaction as that move; the
   unique (alert, round, step, channel) key means nobody can ever add a second attempt for the step.
-- An attempt is handed to Twilio only after a guarded `pending -> dialing` update is committed, so a
-  rerun or a second worker never places a second call. A worker killed after the move but before that
-  update leaves `pending` rows: Twilio was not reached, and the sweeper dials them (once, same guard).
-  A worker killed during the Twilio request leaves a `dialing` row: the call may or may not exist, so
-  it is never redialled; the step's due time moves the chain on instead.
+- An attempt is handed to its provider (Twilio or Aliyun) only after a guarded `pending -> dialing` update
+  is committed, so a rerun or a second worker never places a second call. A worker killed after the move
+  but before that update leaves `pending` rows: no provider was reached, and the sweeper dials them (once,
+  same guard). A worker killed during the provider's request leaves a `dialing` row: the call may or may
+  not exist, so it is never redialled; the step's due time moves the chain on instead.
 """
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from app.core import tasks, transports
 from app.core.config import setting
 from app.core.extensions import db
-from app.models import EscalationStep, HelpAlert, HelpContact, Resident
+from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
 from app.models.base import utcnow
+from app.services import residents
 from app.services.help import texts
 from app.services.help.events import ensure_ticket, record
+from app.services.help.provider_refs import call_ref
+from integrations.telephony import KeyPressCall, TextMessage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ PENDING_GRACE = timedelta(seconds=10)
 DIALING_LOST_AFTER = timedelta(minutes=2)
 # With nobody reachable in the chain the alert stays in alarm and is looked at again this often.
 EMPTY_CHAIN_RETRY = timedelta(seconds=60)
+# The shortest time between two rounds of a chain when its last contact can no longer accept (see expedite).
+ROUND_PAUSE = timedelta(seconds=30)
 # Call outcomes after which the contact can no longer accept by this call: move on at once.
 CALL_ENDED = frozenset({"no-answer", "busy", "failed", "canceled", "completed"})
 SWEEP_BATCH = 500
@@ -60,6 +65,35 @@ def chain_of(*, resident_id: int) -> list[HelpContact]:
     return [c for c in contacts if channels_of(c)]
 
 
+def chain_for(alert: HelpAlert) -> list[HelpContact]:
+    """The alert's chain: whoever leads it (the resident for a missed check-in, a re-alerted acceptor) first."""
+    lead: list[HelpContact] = []
+    if alert.lead_resident:
+        resident = db.session.get(Resident, alert.resident_id)
+        if resident.phone:
+            # Not stored: a stand-in for the resident, so their attempts carry no contact id.
+            lead.append(HelpContact(id=None, resident_id=resident.id, position=0, name=resident.name,
+                                    phone=resident.phone, relation="family", channels="voice",
+                                    ring_seconds=30, wait_seconds=60))
+    if alert.lead_contact_id:
+        contact = db.session.get(HelpContact, alert.lead_contact_id)
+        if contact is not None and channels_of(contact):
+            lead.append(contact)
+    return lead + chain_of(resident_id=alert.resident_id) + (_on_duty_staff(alert) if alert.lead_resident else [])
+
+
+def _on_duty_staff(alert: HelpAlert) -> list[HelpContact]:
+    """A missed check-in ends with the street's on-duty staff who have a phone (stand-ins, as for the resident)."""
+    street_id = residents.street_of(db.session.get(Resident, alert.resident_id))
+    on_duty = db.session.scalars(
+        select(Staff).where(Staff.street_id == street_id, Staff.on_duty.is_(True), Staff.active.is_(True),
+                            Staff.phone.is_not(None)).order_by(Staff.id)
+    ).all()
+    return [HelpContact(id=None, resident_id=alert.resident_id, position=0, name=f"值班{s.display_name}",
+                        phone=s.phone, relation="staff", channels="voice", ring_seconds=30, wait_seconds=60)
+            for s in on_duty]
+
+
 def next_position(round_: int, step: int, chain_length: int) -> tuple[int, int, bool]:
     """(round, step, chain ran out) after (round, step); step 0 means 'before the first contact'."""
     if chain_length == 0:
@@ -79,7 +113,7 @@ def advance(*, alert_id: int, round: int, step: int, now: datetime | None = None
     # Before the move, so the move and its claimed attempts stay one transaction (it may commit).
     ticket_id = ensure_ticket(alert, resident)
     alarm_before = alert.alarm
-    chain = chain_of(resident_id=alert.resident_id)
+    chain = chain_for(alert)
     new_round, new_step, ran_out = next_position(round, step, len(chain))
     contact = chain[new_step - 1] if chain else None
     due = now + (timedelta(seconds=contact.ring_seconds + contact.wait_seconds) if contact else EMPTY_CHAIN_RETRY)
@@ -175,16 +209,22 @@ def place_attempt(*, step_id: int, now: datetime | None = None) -> bool:
 
 
 def _send(attempt: EscalationStep, resident: Resident) -> str | None:
-    out = transports.get()
+    if attempt.channel == "wechat":
+        transports.get().wechat.send_text(attempt.to_address, texts.wechat_request(resident))
+        return None
+    provider = transports.telephony_for(attempt.to_address)
+    # Committed before the request: a row left `dialing` by a dead worker still says who may hold the call.
+    attempt.provider = provider.name
+    db.session.commit()
     if attempt.channel == "voice":
         base = f"{setting('PUBLIC_BASE_URL').rstrip('/')}/voice/alerts/{attempt.alert_id}/steps/{attempt.id}"
-        contact = db.session.get(HelpContact, attempt.contact_id)
-        return out.twilio.place_call(attempt.to_address, f"{base}/twiml", f"{base}/status",
-                                     timeout_seconds=contact.ring_seconds if contact else 30)
-    if attempt.channel == "sms":
-        return out.twilio.send_sms(attempt.to_address, texts.sms_request(resident, attempt.short_code))
-    out.wechat.send_text(attempt.to_address, texts.wechat_request(resident))
-    return None
+        contact = db.session.get(HelpContact, attempt.contact_id) if attempt.contact_id else None
+        return provider.place_call(KeyPressCall(
+            to=attempt.to_address, callback_base=base, ref=call_ref(attempt.id), speech=texts.call_speech(resident),
+            ring_seconds=contact.ring_seconds if contact else 30))
+    sms = texts.request_sms(resident, attempt.short_code)
+    return provider.send_text(TextMessage(to=attempt.to_address, body=sms.body, template=sms.template,
+                                          params=sms.params))
 
 
 def expedite(*, alert_id: int, round: int, step: int, now: datetime | None = None) -> bool:  # noqa: A002
@@ -194,15 +234,22 @@ def expedite(*, alert_id: int, round: int, step: int, now: datetime | None = Non
     one sweep interval.
     """
     now = now or utcnow()
+    alert = db.session.get(HelpAlert, alert_id)
+    if alert is None:
+        return False
+    # The last step of a round is cut short only to ROUND_PAUSE: a chain whose every call fails at once (a
+    # provider outage) then goes round once per pause instead of as fast as the workers can dial.
+    last_of_round = step >= len(chain_for(alert))
+    due = now + ROUND_PAUSE if last_of_round else now
     changed = db.session.execute(
         update(HelpAlert)
         .where(HelpAlert.id == alert_id, HelpAlert.status == "escalating", HelpAlert.round == round,
-               HelpAlert.step == step, HelpAlert.step_due_at > now)
-        .values(step_due_at=now).execution_options(synchronize_session=False)
+               HelpAlert.step == step, HelpAlert.step_due_at > due)
+        .values(step_due_at=due).execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     if changed:
-        _schedule(alert_id, round, step, None, "now")
+        _schedule(alert_id, round, step, due if last_of_round else None, "now")
     return bool(changed)
 
 

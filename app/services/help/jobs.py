@@ -23,5 +23,12 @@ def tell_contacts_taken(alert_id: int) -> int:
 
 
 @job("help.send_contact_sms", queue="escalation")
-def send_contact_sms_job(phone: str, body: str) -> None:
-    notices.send_contact_sms(phone=phone, body=body)
+def send_contact_sms_job(phone: str, body: str, template: str | None = None, params: dict | None = None) -> None:
+    # template and params: for providers that send only approved templates (a job queued before them has none).
+    notices.send_contact_sms(phone=phone, body=body, template=template, params=params)
+
+
+@job("help.tell_family", queue="outbound")
+def tell_family(alert_id: int, event: str) -> int:
+    """Family contacts' WeChat notices of an alert raised or accepted (outbound: never ahead of a call)."""
+    return notices.tell_family(alert_id=alert_id, event=event)

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import logging
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from app.core import tasks, transports
+from app.core.config import setting
 from app.core.errors import NotFound
 from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
 from app.services import outbox
 from app.services.help import texts
 from app.services.help.events import record
+from integrations.telephony import TextMessage
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,11 @@ def _tell_resident(alert_id: int, body: str, key: str) -> bool:
             conversation = outbox.conversation_for(resident_id=resident.id, channel=channel)
         except NotFound:
             continue
+        # After a menu tap WeChat's 客服 window may be closed: the outbox then sends the resident's granted
+        # subscribe message "help_update", or an SMS (docs/help.md, "Telling the resident").
         outbox.queue_message(conversation_id=conversation.id, body=body, kind="notice",
-                             dedup_key=f"help:{alert_id}:{key}", ticket_id=alert.ticket_id)
+                             dedup_key=f"help:{alert_id}:{key}", ticket_id=alert.ticket_id,
+                             template="help_update", fields=texts.update_fields(resident, body))
         return True
     record(alert.ticket_id, f"无法通知居民（没有微信或短信身份）：{body}")
     db.session.commit()
@@ -62,8 +68,41 @@ def queue_acceptance_news(*, alert_id: int) -> None:
     """After a commit that accepted the alert: resident told who is coming, contacts told it is taken."""
     alert = db.session.get(HelpAlert, alert_id)
     tell_resident(alert_id=alert_id, body=texts.resident_coming(winner_name(alert)), key="accepted")
+    queue_family_news(alert_id=alert_id, event="accepted")
     if not tasks.later("help.tell_contacts_taken", alert_id=alert_id, job_id=f"help-{alert_id}-taken"):
         tell_contacts_taken_now(alert_id=alert_id)
+
+
+def queue_family_news(*, alert_id: int, event: str) -> None:
+    """After a commit that raised ("raised") or accepted ("accepted") the alert: the family's WeChat notices."""
+    if not tasks.later("help.tell_family", alert_id=alert_id, event=event, job_id=f"help-{alert_id}-family-{event}"):
+        tell_family(alert_id=alert_id, event=event)
+
+
+def tell_family(*, alert_id: int, event: str) -> int:
+    """A WeChat notice (subscribe message `help_update`, else 客服 in the 48-hour window) to each family contact
+    who follows the account; the number reached. WeChat only: the chain's calls and SMS already reach the others,
+    and an SMS per contact at every alert would drown the one that asks them to come."""
+    alert = db.session.get(HelpAlert, alert_id)
+    resident = db.session.get(Resident, alert.resident_id)
+    if event == "accepted":
+        body, status = texts.family_accepted(resident, winner_name(alert)), "已接受"
+    else:
+        body, status = texts.family_raised(resident), "呼叫中"
+    contacts = db.session.scalars(
+        select(HelpContact).where(HelpContact.resident_id == resident.id, HelpContact.position > 0,
+                                  HelpContact.relation != "staff", HelpContact.wechat_openid.is_not(None))
+        .order_by(HelpContact.position)
+    ).all()
+    when = (alert.accepted_at if event == "accepted" else alert.created_at) or alert.created_at
+    fields = {"resident": resident.name, "status": status,
+              "time": when.astimezone(ZoneInfo(setting("TIMEZONE"))).strftime("%Y年%m月%d日 %H:%M")}
+    reached = 0
+    for contact in contacts:
+        route = outbox.notify_contact(openid=contact.wechat_openid, phone=None, template="help_update", fields=fields,
+                                      body=body, dedup_key=f"help-family:{alert_id}:{event}:{contact.id}")
+        reached += route != "none"
+    return reached
 
 
 def tell_contacts_taken_now(*, alert_id: int) -> int:
@@ -87,24 +126,23 @@ def tell_contacts_taken_now(*, alert_id: int) -> int:
         if channel in ("voice", "sms") and address == winner_phone:
             continue
         told.add(address)
-        body = texts.sms_taken(resident, winner)
-        _send_quietly(channel, address, body)
+        _send_quietly(channel, address, texts.taken_sms(resident, winner))
     if winner_phone and alert.accepted_via == "sms":
-        _send_quietly("sms", winner_phone, texts.sms_confirm_winner(resident))
+        _send_quietly("sms", winner_phone, texts.confirm_sms(resident))
     return len(told)
 
 
-def send_contact_sms(*, phone: str, body: str) -> None:
-    _send_quietly("sms", phone, body)
+def send_contact_sms(*, phone: str, body: str, template: str | None = None, params: dict | None = None) -> None:
+    _send_quietly("sms", phone, texts.Sms(template or "", body, params or {}))
 
 
-def _send_quietly(channel: str, address: str, body: str) -> None:
+def _send_quietly(channel: str, address: str, sms: texts.Sms) -> None:
     # News about an alert is a courtesy; a failure is logged, it must not undo or block the acceptance.
-    out = transports.get()
     try:
         if channel == "wechat":
-            out.wechat.send_text(address, body)
+            transports.get().wechat.send_text(address, sms.body)
         else:
-            out.twilio.send_sms(address, body)
+            transports.telephony_for(address).send_text(
+                TextMessage(to=address, body=sms.body, template=sms.template, params=sms.params))
     except Exception as exc:  # noqa: BLE001
         log.warning("help notice to %s by %s failed: %s", address, channel, exc)

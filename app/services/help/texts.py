@@ -4,6 +4,10 @@ Kept short on purpose: any Chinese character makes an SMS UCS-2 (70 characters a
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 OUTCOMES = {
     "false_alarm": "误报",
     "helped_at_home": "已上门处理",
@@ -17,7 +21,9 @@ def who(resident) -> str:
     return f"{resident.name}（{resident.address}）" if resident.address else resident.name
 
 
-def call_intro(resident) -> str:
+def call_intro(resident, source: str | None = None) -> str:
+    if source == "checkin":
+        return f"邻里平安打卡提醒。{resident.name}今天没有按时打卡，也没有接听电话，地址：{resident.address or '未登记'}。"
     return f"邻里紧急求助。{resident.name}按下了求助键，地址：{resident.address or '未登记'}。"
 
 
@@ -61,6 +67,55 @@ def sms_taken(resident, winner: str) -> str:
 
 def sms_closed() -> str:
     return "【邻里】这条求助已处理完毕，谢谢。"
+
+
+@dataclass(frozen=True)
+class Sms:
+    """An SMS both ways: `body` as Twilio sends it, `template` + `params` for providers that send only approved
+    templates (Aliyun: ALIYUN_SMS_TEMPLATES maps the key to its SMS_ code; docs/help.md lists the words)."""
+
+    template: str
+    body: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _place(resident) -> dict[str, str]:
+    return {"name": resident.name, "address": resident.address or "未登记"}
+
+
+def request_sms(resident, short_code: str) -> Sms:
+    return Sms("help_request", sms_request(resident, short_code), {**_place(resident), "code": short_code})
+
+
+def taken_sms(resident, winner: str) -> Sms:
+    return Sms("help_taken", sms_taken(resident, winner), {"name": resident.name, "winner": winner})
+
+
+def confirm_sms(resident) -> Sms:
+    return Sms("help_confirm", sms_confirm_winner(resident), {**_place(resident), "phone": resident.phone or "未登记"})
+
+
+def closed_sms() -> Sms:
+    return Sms("help_closed", sms_closed())
+
+
+def call_speech(resident) -> dict[str, str]:
+    """The variables of the approved call intro (Aliyun's TTS template; Twilio's TwiML says call_intro)."""
+    return _place(resident)
+
+
+def update_fields(resident, body: str) -> dict[str, str]:
+    """The fields of the "help_update" subscribe message: who, what (WeChat's thing.DATA holds 20 characters), when."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    return {"name": resident.name[:20], "update": body[:20], "time": now.strftime("%Y-%m-%d %H:%M")}
+
+
+def family_raised(resident) -> str:
+    return f"【邻里】{resident.name}发起了一键求助，我们正在依次电话联系紧急联系人。"
+
+
+def family_accepted(resident, winner: str) -> str:
+    return f"【邻里】{resident.name}的求助已由{winner}接受，正在前往。"
 
 
 def resident_received() -> str:

@@ -16,6 +16,8 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.extensions import db
 from app.models import Community
 from app.models.base import utcnow
+from app.services.reports import replica
+from app.services.reports.departments import department_figures  # noqa: F401  (the console's departments page)
 from app.services.reports.intents import classify_later  # noqa: F401  (the conversations domain queues intents)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -86,9 +88,10 @@ def run(*, name: str, scope: Scope) -> dict:
     module = _registry().get(name)
     if module is None:
         raise NotFound("没有这个报表", code="report_not_found")
-    data = module.report(scope=scope)
-    community = (db.session.scalar(select(Community.name).where(Community.id == scope.community_id))
-                 if scope.community_id is not None else None)
+    with replica.reading():
+        data = module.report(scope=scope)
+        community = (db.session.scalar(select(Community.name).where(Community.id == scope.community_id))
+                     if scope.community_id is not None else None)
     return {"report": name, "title": TITLES[name], "start": scope.start.isoformat(), "end": scope.end.isoformat(),
             "community_id": scope.community_id, "community": community, **data}
 

@@ -22,6 +22,7 @@ from app.services.tickets.lifecycle import (
     queue,
     queue_counts,
     reply,
+    resolve_ticket,
     route_resident_message,
     set_category,
     set_priority,

@@ -264,15 +264,18 @@ def settle_with_alert(*, ticket_id: int, now: datetime) -> None:
         ticket.status, ticket.resolved_at = "resolved", now
 
 
-def resolve_ticket(*, ticket_id: int, staff_id: int | None, now: datetime | None = None) -> Ticket:
-    """Resolve; the resident is asked for a rating once per ticket (the bot takes the conversation back)."""
+def resolve_ticket(*, ticket_id: int, staff_id: int | None, now: datetime | None = None,
+                   ask_rating: bool = True) -> Ticket:
+    """Resolve; the resident is asked for a rating once per ticket (the bot takes the conversation back).
+
+    ask_rating=False: the caller asks its own question (a work order's follow-up, which includes the rating)."""
     ticket, _ = _load(ticket_id, staff_id)
     _check_transition(ticket.status, "resolved")
     now = now or utcnow()
     _move(ticket, "resolved", now=now, staff_id=staff_id)
     ticket.resolved_at = now
     staged = None
-    if ticket.csat_requested_at is None and ticket.conversation_id is not None:
+    if ask_rating and ticket.csat_requested_at is None and ticket.conversation_id is not None:
         ticket.csat_requested_at = now
         staged = outbox.stage_message(conversation_id=ticket.conversation_id, body=CSAT_QUESTION,
                                       kind="csat_request", dedup_key=f"csat:{ticket.id}", ticket_id=ticket.id)

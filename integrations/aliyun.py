@@ -1,0 +1,182 @@
+"""Alibaba Cloud voice (VMS `IvrCall`) and SMS (`SendSms`, approved templates) behind the telephony interface.
+
+Through the official SDKs (alibabacloud-dyvmsapi20170525, alibabacloud-dysmsapi20170525), whose endpoint and
+protocol are settings, so tests aim the real SDK at tests/stubs/aliyun_stub.py. Aliyun speaks only approved
+words: the call's intro, the answer to each key and the SMS are template codes plus variables, and the answer
+to a key is fixed when the call is placed (the key's result reaches us later, by the receipt push).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from alibabacloud_dysmsapi20170525 import models as sms_models
+from alibabacloud_dysmsapi20170525.client import Client as SmsClient
+from alibabacloud_dyvmsapi20170525 import models as vms_models
+from alibabacloud_dyvmsapi20170525.client import Client as VmsClient
+from alibabacloud_tea_openapi.utils_models import Config
+from darabonba.exceptions import DaraException, UnretryableException
+from darabonba.runtime import RuntimeOptions
+
+from integrations.telephony import KeyPressCall, TelephonySendError, TextMessage
+
+VMS_ENDPOINT = "dyvmsapi.aliyuncs.com"
+SMS_ENDPOINT = "dysmsapi.aliyuncs.com"
+# The voice templates a help call needs (ALIYUN_VMS_TEMPLATES): the intro, what key 1 and key 2 answer,
+# and the goodbye when no key came.
+VOICE_TEMPLATE_KEYS = ("intro", "key1", "key2", "no_key")
+KEY_WAIT_MS = 8000  # how long the call waits for a key after the intro, as Twilio's Gather does
+PLAY_TIMES = 2  # the intro is said twice: an old person's relative may need to hear the address again
+# Business refusals come back as HTTP 200 with one of these codes; a later try can succeed.
+RETRYABLE_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "Throttling.Api",
+                             "isp.SYSTEM_ERROR", "isp.RAM_PERMISSION_DENY"})
+
+
+class AliyunSendError(TelephonySendError):
+    """Aliyun refused a call or an SMS (`code` is Aliyun's, e.g. isv.MOBILE_NUMBER_ILLEGAL)."""
+
+
+def aliyun_number(e164: str) -> str:
+    """Aliyun's number format: a mainland number without +86, any other with its country code and no plus."""
+    digits = e164.removeprefix("+")
+    return digits.removeprefix("86") if e164.startswith("+86") else digits
+
+
+@dataclass(frozen=True)
+class AliyunAccount:
+    access_key_id: str
+    access_key_secret: str
+    show_number: str  # the real number (真实号) bought in the VMS console that calls show
+    voice_templates: dict[str, str]  # VOICE_TEMPLATE_KEYS -> TTS_... template codes
+    sms_sign_name: str
+    sms_templates: dict[str, str]  # our logical template key -> SMS_... template code
+    vms_endpoint: str = VMS_ENDPOINT
+    sms_endpoint: str = SMS_ENDPOINT
+    protocol: str = "https"
+    timeout_ms: int = 10000
+
+
+class AliyunTelephony:
+    """Places IvrCalls and sends template SMS from one Alibaba Cloud account."""
+
+    name = "aliyun"
+    confirms_in_call = False
+
+    def __init__(self, account: AliyunAccount):
+        self._account = account
+        self._vms = VmsClient(self._config(account.vms_endpoint))
+        self._sms = SmsClient(self._config(account.sms_endpoint))
+        self._runtime = RuntimeOptions(read_timeout=account.timeout_ms, connect_timeout=min(account.timeout_ms, 5000))
+
+    def _config(self, endpoint: str) -> Config:
+        a = self._account
+        return Config(access_key_id=a.access_key_id, access_key_secret=a.access_key_secret, endpoint=endpoint,
+                      protocol=a.protocol, read_timeout=a.timeout_ms, connect_timeout=min(a.timeout_ms, 5000))
+
+    def place_call(self, call: KeyPressCall) -> str:
+        templates = self._account.voice_templates
+        missing = [k for k in VOICE_TEMPLATE_KEYS if not templates.get(k)]
+        if missing:  # Settings.validate refuses this at start; an account built by hand may lack them
+            raise AliyunSendError(f"ALIYUN_VMS_TEMPLATES lacks {', '.join(missing)}", code="template_not_configured")
+        params = json.dumps(call.speech, ensure_ascii=False)
+        request = vms_models.IvrCallRequest(
+            called_show_number=self._account.show_number, called_number=aliyun_number(call.to),
+            start_code=templates["intro"], start_tts_params=params, play_times=PLAY_TIMES, timeout=KEY_WAIT_MS,
+            menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=templates["key1"]),
+                          vms_models.IvrCallRequestMenuKeyMap(key="2", code=templates["key2"])],
+            bye_code=templates["no_key"], out_id=call.ref)
+        body = _checked(lambda: self._vms.ivr_call_with_options(request, self._runtime))
+        return body.call_id
+
+    def send_text(self, message: TextMessage) -> str:
+        code = self._account.sms_templates.get(message.template)
+        if not code:
+            raise AliyunSendError(f"no approved SMS template configured for {message.template!r}",
+                                  code="template_not_configured")
+        request = sms_models.SendSmsRequest(
+            phone_numbers=aliyun_number(message.to), sign_name=self._account.sms_sign_name, template_code=code,
+            template_param=json.dumps(message.params, ensure_ascii=False))
+        body = _checked(lambda: self._sms.send_sms_with_options(request, self._runtime))
+        return body.biz_id
+
+
+def _checked(send):
+    """The response body of an Aliyun call; any refusal (HTTP error or a Code other than OK) raised."""
+    try:
+        body = send().body
+    except DaraException as exc:
+        status = getattr(exc, "status_code", None)
+        code = getattr(exc, "code", None)
+        transient = status is None or status >= 500 or code in RETRYABLE_CODES or str(code).startswith("Throttling")
+        raise AliyunSendError(f"Aliyun {code}: {getattr(exc, 'message', exc)}", code=code,
+                              transient=transient) from exc
+    except (UnretryableException, OSError) as exc:  # the SDK's wrapper of connection errors and timeouts
+        raise AliyunSendError(f"Aliyun unreachable: {exc}", transient=True) from exc
+    if body.code != "OK":
+        raise AliyunSendError(f"Aliyun {body.code}: {body.message}", code=body.code,
+                              transient=body.code in RETRYABLE_CODES)
+    return body
+
+
+@dataclass(frozen=True)
+class RecordedAliyunCall:
+    call_id: str
+    call: KeyPressCall
+
+
+@dataclass(frozen=True)
+class RecordedAliyunText:
+    biz_id: str
+    message: TextMessage
+
+
+@dataclass(eq=False)
+class RecordingAliyunTelephony:
+    """Keeps what would have been placed and sent (the default without an account, and the unit-test fake)."""
+
+    name = "aliyun"
+    confirms_in_call = False
+    calls: list[RecordedAliyunCall] = field(default_factory=list)
+    texts: list[RecordedAliyunText] = field(default_factory=list)
+    _planned_errors: deque = field(default_factory=deque, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fail_next(self, *errors: Exception) -> None:
+        with self._lock:
+            self._planned_errors.extend(errors)
+
+    def place_call(self, call: KeyPressCall) -> str:
+        with self._lock:
+            if self._planned_errors:
+                raise self._planned_errors.popleft()
+            call_id = f"{uuid.uuid4().int % 10**12}^{uuid.uuid4().int % 10**11}"
+            self.calls.append(RecordedAliyunCall(call_id=call_id, call=call))
+            return call_id
+
+    def send_text(self, message: TextMessage) -> str:
+        with self._lock:
+            if self._planned_errors:
+                raise self._planned_errors.popleft()
+            biz_id = f"{uuid.uuid4().int % 10**15}^0"
+            self.texts.append(RecordedAliyunText(biz_id=biz_id, message=message))
+            return biz_id
+
+
+def parse_templates(raw: str, setting_name: str) -> dict[str, str]:
+    """A JSON object of template codes from a setting; empty when unset."""
+    if not (raw or "").strip():
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"{setting_name} must be a JSON object of template codes")
+    return value
+
+
+def build_aliyun_telephony(account: AliyunAccount) -> AliyunTelephony | RecordingAliyunTelephony:
+    """The real provider when the account's keys and calling number are configured, else the recording one."""
+    if account.access_key_id and account.access_key_secret and account.show_number:
+        return AliyunTelephony(account)
+    return RecordingAliyunTelephony()

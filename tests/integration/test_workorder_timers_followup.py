@@ -1,0 +1,266 @@
+"""Work-order timers (超期预警, breaches and the lead's one SMS through the real twilio client and the Twilio stub),
+and the follow-up (回访) answered through the real SMS webhook: "未解决" reopens to the same department (issue 21)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from app.core import transports
+from app.core.errors import DomainError
+from app.core.extensions import db
+from app.models import FollowUp, OutboundMessage, Ticket, TicketEvent, WorkOrder
+from app.models.base import utcnow
+from app.services import reports, workorders
+from app.services.outbox import messages as outbox
+from app.services.workorders import jobs, timers
+from integrations.twilio import TwilioTransport
+from tests.factories import ChannelIdentityFactory, ResidentFactory
+from tests.helpers.workorders import LEAD_PHONE, build_world, open_ticket
+
+AUTH_TOKEN = "twilio-test-auth-token"
+RESIDENT_PHONE = "+8613912300021"
+
+
+@pytest.fixture
+def twilio(app, committed, twilio_stub, monkeypatch):
+    monkeypatch.setitem(app.config, "TWILIO_AUTH_TOKEN", AUTH_TOKEN)  # the webhook's signature
+    previous = transports.use(app).twilio
+    transports.use(app, twilio=TwilioTransport(twilio_stub.account_sid, twilio_stub.auth_token,
+                                               twilio_stub.from_number, twilio_stub.base_url, timeout=2))
+    yield twilio_stub
+    transports.use(app, twilio=previous)
+
+
+@pytest.fixture
+def w(twilio):
+    return build_world()
+
+
+def marks(ticket_id: int) -> list[str]:
+    db.session.expire_all()
+    return [e.data["step"] for e in db.session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "workorder")
+        .order_by(TicketEvent.id))]
+
+
+def test_a_warning_before_the_limit_then_a_breach_texts_the_lead_once(w, twilio):
+    workorders.set_limit(actor=w.admin, category="facilities", priority=None, response_minutes=120,
+                         handling_minutes=600)
+    ticket = open_ticket(w.street, category="facilities")
+    start = utcnow()
+    order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id,
+                                now=start)
+
+    assert timers.sweep(now=start + timedelta(minutes=30)) == []  # 90 minutes left: no warning yet (60 before)
+    assert timers.sweep(now=start + timedelta(minutes=70)) == [(order.id, "response", "warning")]
+    assert timers.sweep(now=start + timedelta(minutes=71)) == []  # warned once
+    assert twilio.sent_messages() == []  # a warning is on the timeline and in the console, not by SMS
+
+    assert timers.sweep(now=start + timedelta(minutes=121)) == [(order.id, "response", "breach")]
+    assert timers.sweep(now=start + timedelta(minutes=122)) == []
+    # The job, run twice (a retry, or the sweep asking again): one SMS to the lead.
+    assert jobs.text_lead(order.id) == "sms"
+    assert jobs.text_lead(order.id) is None
+    (sms,) = twilio.sent_messages()
+    assert sms["to"] == LEAD_PHONE and f"工单#{ticket.id}" in sms["body"]
+    assert marks(ticket.id) == ["dispatch", "warning", "breach", "lead_texted"]
+    db.session.expire_all()
+    assert db.session.get(WorkOrder, order.id).lead_text_route == "sms"
+
+
+def test_a_breach_sms_that_reached_nobody_is_tried_again_and_sent_once(w, twilio):
+    ticket = open_ticket(w.street)
+    start = utcnow() - timedelta(days=10)
+    order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id,
+                                now=start)
+    assert {(t, m) for _, t, m in timers.sweep()} == {("response", "breach"), ("handling", "breach")}
+    twilio.opt_out(LEAD_PHONE)  # Twilio refuses (21610): no SMS reached the lead
+    with pytest.raises(timers.LeadNotTexted):
+        jobs.text_lead(order.id)
+    db.session.expire_all()
+    assert db.session.get(WorkOrder, order.id).lead_texted_at is None  # the claim was given back
+    twilio.opt_out(LEAD_PHONE, opted_out=False)
+    assert jobs.text_lead(order.id) == "sms"
+    assert [m["to"] for m in twilio.sent_messages()] == [LEAD_PHONE]
+    (row,) = [r for r in reports.department_figures(street_id=w.street.id) if r["name"] == "物业"]
+    assert (row["dispatched"], row["overdue"], row["on_time"]) == (1, 1, 0)
+
+
+# --- follow-up through the SMS webhook ----------------------------------------------------------------------------
+
+def sms_in(client, sid: str, body: str):
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC1", "From": RESIDENT_PHONE, "To": "+15005550006",
+              "Body": body, "NumSegments": "1"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature("http://linli.test/sms", params)
+    response = client.post("/sms", data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def resident_ticket(w):
+    resident = ResidentFactory(phone=RESIDENT_PHONE, community__street=w.street, preferred_channel="sms")
+    ChannelIdentityFactory(resident=resident, channel="sms", external_id=RESIDENT_PHONE)
+    db.session.commit()
+    conversation = outbox.conversation_for(resident_id=resident.id, channel="sms")
+    return open_ticket(w.street, subject="小区门口路灯不亮", conversation_id=conversation.id, resident_id=resident.id)
+
+
+def followups(ticket_id: int) -> list[FollowUp]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(FollowUp).where(FollowUp.ticket_id == ticket_id).order_by(FollowUp.id)))
+
+
+def test_not_solved_reopens_to_the_same_department_and_solved_records_the_satisfaction(app, w, twilio):
+    client = app.test_client()
+    ticket = resident_ticket(w)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=ticket.id, staff_id=w.member.id, note="已更换灯泡")
+
+    (asked,) = followups(ticket.id)
+    question = db.session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "followup"))
+    assert asked.status == "asked" and question.template == "ticket_followup" and "已解决" in question.body
+    # No separate 1-5 rating question: the follow-up asks for it.
+    assert db.session.scalar(select(OutboundMessage).where(OutboundMessage.kind == "csat_request")) is None
+
+    sms_in(client, "SMwo0001", "未解决")
+    db.session.expire_all()
+    order = workorders.work_order_of(ticket_id=ticket.id)
+    assert db.session.get(Ticket, ticket.id).status == "open"
+    assert (order.state, order.department_id, order.reopened) == ("dispatched", w.property.id, 1)
+    assert [(f.status, f.solved) for f in followups(ticket.id)] == [("answered", False)]
+
+    workorders.complete(ticket_id=ticket.id, staff_id=w.lead.id)
+    sms_in(client, "SMwo0002", "已解决 5")
+    assert [(f.status, f.solved, f.satisfaction) for f in followups(ticket.id)] == [
+        ("answered", False, None), ("answered", True, 5)]
+    db.session.expire_all()
+    assert (db.session.get(Ticket, ticket.id).status, db.session.get(Ticket, ticket.id).csat_score) == ("resolved", 5)
+    assert marks(ticket.id) == ["dispatch", "complete", "followup_asked", "followup_answer", "reopen", "complete",
+                                "followup_asked", "followup_answer"]
+    thanks = [r.body for r in db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind != "followup")
+                                                 .order_by(OutboundMessage.id))]
+    assert thanks[-1] == "感谢您的回访评价！如还有需要，随时留言。"
+    # The department's figures: one work order, done on time, reopened once, two answers, one solved, satisfaction 5.
+    figures = {row["name"]: row for row in reports.department_figures(street_id=w.street.id)}
+    assert {k: figures["物业"][k] for k in ("dispatched", "on_time", "overdue", "reopened", "followups_answered",
+                                           "solved", "satisfaction")} == {
+        "dispatched": 1, "on_time": 1, "overdue": 0, "reopened": 1, "followups_answered": 2, "solved": 1,
+        "satisfaction": 5.0}
+    assert figures["城管"]["dispatched"] == 0 and figures["城管"]["satisfaction"] is None
+
+
+def test_an_answer_for_an_unknown_or_closed_followup_is_refused_and_changes_nothing(app, w, twilio):
+    ticket = resident_ticket(w)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=ticket.id, staff_id=w.member.id)
+    (asked,) = followups(ticket.id)
+    with pytest.raises(DomainError) as caught:
+        workorders.answer_followup(followup_id=asked.id + 999, resident_id=asked.resident_id, solved=True)
+    assert (caught.value.status, caught.value.code) == (404, "followup_not_found")
+    with pytest.raises(DomainError) as caught:  # another resident's follow-up answers as an unknown one
+        workorders.answer_followup(followup_id=asked.id, resident_id=asked.resident_id + 999, solved=True)
+    assert (caught.value.status, caught.value.code) == (404, "followup_not_found")
+    workorders.answer_followup(followup_id=asked.id, resident_id=asked.resident_id, solved=True, satisfaction=4)
+    with pytest.raises(DomainError) as caught:
+        workorders.answer_followup(followup_id=asked.id, resident_id=asked.resident_id, solved=False)
+    db.session.rollback()
+    assert (caught.value.status, caught.value.code) == (409, "followup_closed")
+    (answered,) = followups(ticket.id)
+    assert (answered.solved, answered.satisfaction) == (True, 4)
+    assert db.session.get(Ticket, ticket.id).status == "resolved"
+    # By chat, with no open question the same words are an ordinary message (the ticket's own rules apply).
+    assert workorders.answer_followup_by_message(conversation_id=ticket.conversation_id, text="未解决") is None
+
+
+def test_a_ticket_resolved_on_the_ticket_page_completes_its_work_order_and_is_followed_up(app, w, twilio):
+    from app.services.tickets import resolve_ticket
+    from app.services.workorders import followup
+
+    ticket = resident_ticket(w)
+    start = utcnow() - timedelta(days=10)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
+    resolve_ticket(ticket_id=ticket.id, staff_id=w.admin.id)  # the status button, not 办结
+    assert timers.sweep() == []  # no breach for a resolved ticket
+    assert followup.sweep() == (1, 0)
+    assert followup.sweep() == (0, 0)
+    db.session.expire_all()
+    assert workorders.work_order_of(ticket_id=ticket.id).state == "done"
+    assert [f.status for f in followups(ticket.id)] == ["asked"]
+
+
+def test_the_answer_parser():
+    parse = workorders.parse_followup_answer
+    assert parse("已解决 5") == (True, 5) and parse("未解决") == (False, None) and parse("没解决，2分") == (False, 2)
+    assert parse("已解决５") == (True, 5) and parse("解决了") == (True, None)
+    assert parse("5") is None and parse("路灯又坏了") is None and parse("已解决 6") is None
+
+
+def test_duplicate_reports_link_to_the_first_and_hear_the_outcome(app, w, twilio, storage):
+    from app.services.tickets import report
+
+    reporters = []
+    for n in range(3):
+        resident = ResidentFactory(phone=f"+86139123000{30 + n}", community__street=w.street,
+                                   preferred_channel="sms")
+        ChannelIdentityFactory(resident=resident, channel="sms", external_id=resident.phone)
+        reporters.append(resident)
+    far = ResidentFactory(community__street=w.street)
+    db.session.commit()
+    first, second = (report(resident_id=r.id, category="facilities", text="路灯不亮", pole_number="GY0123-045")
+                     for r in reporters[:2])
+    third = report(resident_id=reporters[2].id, category="facilities", text="路灯坏了", latitude=31.2304,
+                   longitude=121.4737)
+    near = report(resident_id=far.id, category="facilities", text="这里路灯也坏", latitude=31.23042,
+                  longitude=121.47371)
+    other_kind = report(resident_id=far.id, category="noise", text="噪音", pole_number="GY0123-045")
+    # The same place and category, but four days apart (the window is 72 hours): two problems.
+    report(resident_id=far.id, category="greenery", text="树倒了", pole_number="GY0999-001",
+           now=utcnow() - timedelta(hours=96))
+    later = report(resident_id=reporters[0].id, category="greenery", text="树又倒了", pole_number="GY0999-001")
+
+    links = workorders.link_new_reports()
+    assert links == [(second.ticket_id, first.ticket_id), (near.ticket_id, third.ticket_id)]
+    assert workorders.link_new_reports() == []  # once
+    assert workorders.parent_of(ticket_id=other_kind.ticket_id) is None
+    assert workorders.parent_of(ticket_id=later.ticket_id) is None
+
+    workorders.dispatch(ticket_id=first.ticket_id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=first.ticket_id, staff_id=w.member.id)
+    db.session.expire_all()
+    assert db.session.get(Ticket, second.ticket_id).status == "resolved"
+    told = db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "notice")).all()
+    assert [r.ticket_id for r in told] == [second.ticket_id] and f"#{first.ticket_id}" in told[0].body
+    assert workorders.tell_outcome(parent_ticket_id=first.ticket_id) == 0  # once
+
+
+def test_the_app_answers_the_followup_of_a_request_once(app, w, twilio, storage):
+    from app.services.tickets import report
+    from tests.helpers.authorization import resident_headers
+
+    resident = ResidentFactory(phone=RESIDENT_PHONE, community__street=w.street, preferred_channel="sms")
+    ChannelIdentityFactory(resident=resident, channel="sms", external_id=RESIDENT_PHONE)
+    db.session.commit()
+    filed = report(resident_id=resident.id, category="facilities", text="路灯不亮", pole_number="GY0123-045")
+    client, headers = app.test_client(), resident_headers(resident.id)
+    url = f"/api/v1/requests/{filed.id}/followup"
+    answer = client.post(url, json={"solved": True, "satisfaction": 4}, headers=headers)
+    assert (answer.status_code, answer.get_json()["error"]["code"]) == (404, "followup_not_found")  # not asked yet
+
+    workorders.dispatch(ticket_id=filed.ticket_id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=filed.ticket_id, staff_id=w.member.id)
+    answer = client.post(url, json={"solved": False, "satisfaction": 2}, headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    assert {k: answer.get_json()[k] for k in ("status", "solved", "satisfaction")} == {
+        "status": "answered", "solved": False, "satisfaction": 2}
+    db.session.expire_all()
+    assert db.session.get(Ticket, filed.ticket_id).status == "open"  # reopened to the same department
+    again = client.post(url, json={"solved": True}, headers=headers)
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "followup_closed")
+    other = ResidentFactory(community__street=w.street)
+    db.session.commit()
+    stranger = client.post(url, json={"solved": True}, headers=resident_headers(other.id))
+    assert stranger.status_code == 404
+    assert client.post(url, json={"solved": True, "satisfaction": 9}, headers=headers).status_code == 422
+    assert [(f.status, f.solved) for f in followups(filed.ticket_id)] == [("answered", False)]
