@@ -8,6 +8,7 @@ from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import request
 
+from app.api.schemas.help import AlertRef
 from app.core.service_token import require_service_token
 from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
 from app.services import care
@@ -24,11 +25,6 @@ SIGNED_ENDPOINTS = frozenset({"devices.press", "devices.heartbeat", "devices.dev
 class PressIn(Schema):
     press_id = String(required=True, validate=Length(1, 64))
     timestamp = Integer(required=True, validate=Range(min=0))
-
-
-class AlertRef(Schema):
-    id = Integer()
-    status = String()
 
 
 class PressOut(Schema):

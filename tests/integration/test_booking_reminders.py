@@ -8,9 +8,9 @@ from sqlalchemy import select, update
 
 from app.core.extensions import db
 from app.models import Appointment, OutboundMessage
+from app.services import outbox
 from app.services.booking import appointments as booking
 from app.services.booking import reminders as booking_reminders
-from app.services import outbox
 from tests.factories import ChannelIdentityFactory, PatientFactory, ResidentFactory, local_dt
 from tests.helpers.booking import DAY, NOW, clinic, resident_with_patient
 

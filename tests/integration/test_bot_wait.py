@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from app.core.extensions import db
 from app.models import Message, OutboundMessage
-from tests.integration.test_sms_webhook import PHONE, signed_post, sms, twilio_token  # noqa: F401 (fixture)
 from tests.helpers.wechat import plain_query, text_xml
+from tests.integration.test_sms_webhook import PHONE, signed_post, sms, twilio_token  # noqa: F401 (fixture)
 from tests.reliability.support import wait_until
 
 

@@ -10,8 +10,8 @@ from app.core.extensions import db
 from app.models import HelpAlert, Staff, Ticket
 from app.services.help import alerts as help_service
 from tests.factories import ConversationFactory, StaffFactory
-from tests.helpers.help_calls import call_requests, drain
 from tests.helpers.help import make_chain
+from tests.helpers.help_calls import call_requests, drain
 
 
 def _login(client, staff_id: int) -> str:

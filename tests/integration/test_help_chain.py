@@ -10,8 +10,8 @@ from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, OutboundMessage, TicketEvent
 from app.services.help import alerts as help_service
 from tests.factories import ChannelIdentityFactory
-from tests.helpers.help_calls import call_requests, drain, gather_url, press
 from tests.helpers.help import make_chain, make_device
+from tests.helpers.help_calls import call_requests, drain, gather_url, press
 
 
 def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help_db, served, twilio_stub):
@@ -21,7 +21,7 @@ def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help
         ChannelIdentityFactory(resident=elder, channel="sms", external_id=elder.phone)
         db.session.commit()
         uid, secret = make_device(elder.id)
-        elder_id, phones = elder.id, [c.phone for c in contacts]
+        phones = [c.phone for c in contacts]
 
     answer = press(base, uid, secret, "p-1")
     assert answer.status_code == 201, answer.text

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from app.core.extensions import db
 from app.models import HelpAlert, HelpPress
 from app.services.help import devices as help_devices
-from tests.helpers.help_calls import call_requests, drain, press
 from tests.helpers.help import make_chain, make_device
+from tests.helpers.help_calls import call_requests, drain, press
 
 
 def _setup(help_app):

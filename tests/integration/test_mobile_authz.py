@@ -115,6 +115,7 @@ def _routes(w: dict) -> list[tuple[str, str, dict | None, bool]]:
         ("GET", "/api/v1/requests", None, False),
         ("GET", f"/api/v1/requests/{w['rid']}", None, True),
         ("POST", f"/api/v1/requests/{w['rid']}/rating", {"score": 5}, True),
+        ("POST", f"/api/v1/requests/{w['rid']}/followup", {"solved": True}, True),
         ("GET", "/api/v1/notifications", None, False),
         ("POST", "/api/v1/auth/sign-out", None, False),
         ("POST", "/api/v1/auth/sign-out-everywhere", None, False),

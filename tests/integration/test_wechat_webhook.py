@@ -10,7 +10,17 @@ from app.core.extensions import db
 from app.models import Message, Resident, Ticket
 from app.services.conversations import wechat_menu
 from tests.helpers.wechat import (
-    AES_KEY, APP_ID, TOKEN, decrypt_reply, event_xml, message_xml, plain_query, post_encrypted, post_plain, sign, text_xml,
+    AES_KEY,
+    APP_ID,
+    TOKEN,
+    decrypt_reply,
+    event_xml,
+    message_xml,
+    plain_query,
+    post_encrypted,
+    post_plain,
+    sign,
+    text_xml,
 )
 
 OPENID = "oWeChatResident0001"

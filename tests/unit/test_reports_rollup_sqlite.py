@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import sqlite_app_for
+from tests.helpers.reports import rolled_back_world
 from tests.integration.test_reports_rollup import (  # noqa: F401  (collected here with this module's fixtures)
     scripted_bot,
     test_a_backfill_equals_the_live_aggregation_of_every_message,
@@ -18,7 +19,6 @@ from tests.integration.test_reports_rollup import (  # noqa: F401  (collected he
     test_the_watermark_waits_for_the_day_to_settle,
     test_without_a_watermark_row_nothing_is_rolled_up,
 )
-from tests.helpers.reports import rolled_back_world
 
 
 @pytest.fixture(scope="module")

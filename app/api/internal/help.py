@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Integer, Nested, String
+from apiflask.fields import Nested, String
 from apiflask.validators import Length
 
 from app.api.internal.blueprint import bp
+from app.api.schemas.help import AlertRef
 from app.services import help as help_service
 
 
 class HelpIn(Schema):
     sender = String(required=True, validate=Length(1, 40))
-
-
-class AlertRef(Schema):
-    id = Integer()
-    status = String()
 
 
 class HelpOut(Schema):
