@@ -9,7 +9,7 @@ from app.console.queue import PRIORITY_LABELS
 from app.core import photo_storage
 from app.core.errors import ValidationFailed
 from app.models.tickets import TICKET_PRIORITIES
-from app.services import tickets
+from app.services import tickets, workorders
 
 
 def _back(ticket_id: int):
@@ -81,7 +81,8 @@ def ticket_assign(ticket_id: int):
 @bp.post("/tickets/<int:ticket_id>/status")
 def ticket_status(ticket_id: int):
     status = request.form.get("status", "")
-    tickets.set_status(ticket_id=ticket_id, staff_id=current_user.id, status=status)
+    # Through the work orders: a dispatched ticket's work order follows its ticket (resolved, reopened).
+    workorders.set_ticket_status(ticket_id=ticket_id, staff_id=current_user.id, status=status)
     flash(f"状态已改为“{tickets.STATUS_LABELS.get(status, status)}”", "info")
     return _back(ticket_id)
 

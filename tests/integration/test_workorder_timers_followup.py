@@ -174,20 +174,164 @@ def test_an_answer_for_an_unknown_or_closed_followup_is_refused_and_changes_noth
     assert workorders.answer_followup_by_message(conversation_id=ticket.conversation_id, text="未解决") is None
 
 
-def test_a_ticket_resolved_on_the_ticket_page_completes_its_work_order_and_is_followed_up(app, w, twilio):
+def to_resident() -> list[tuple[str, str]]:
+    """(kind, body) of every message the outbox holds for the resident, oldest first."""
+    db.session.expire_all()
+    return [(r.kind, r.body) for r in db.session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))]
+
+
+def texted_to_resident(twilio) -> list[str]:
+    """Deliver what the outbox holds (the delivery job's one call), then what reached the resident's phone."""
+    from app.services.delivery import sending
+
+    db.session.expire_all()
+    for row_id in db.session.scalars(select(OutboundMessage.id).where(OutboundMessage.status == "pending")
+                                     .order_by(OutboundMessage.id)).all():
+        sending.deliver(outbound_id=row_id)
+    return [m["body"] for m in twilio.sent_messages() if m["to"] == RESIDENT_PHONE]
+
+
+def console(app, username: str):
+    from flask import g
+
+    from tests.helpers.authorization import console_csrf, sign_in_console
+    from tests.reliability.support import request_scoped_client
+
+    client = request_scoped_client(app)
+    g.pop("_login_user", None)
+    g.pop("csrf_token", None)
+    sign_in_console(client, username)
+    return client, console_csrf(client)
+
+
+def test_marking_a_dispatched_ticket_resolved_completes_its_work_order_and_asks_one_question(app, w, twilio):
+    from app.services.workorders import followup
+
+    ticket = resident_ticket(w)
+    # Ids only: the rows leave the session with the console's requests.
+    ticket_id, dispatcher_id, property_id = ticket.id, w.dispatcher.id, w.property.id
+    workorders.dispatch(ticket_id=ticket_id, staff_id=dispatcher_id, department_id=property_id)
+    client, token = console(app, w.dispatcher.username)
+    response = client.post(f"/console/tickets/{ticket_id}/status", data={"csrf_token": token, "status": "resolved"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+    db.session.expire_all()
+    order = workorders.work_order_of(ticket_id=ticket_id)
+    assert (db.session.get(Ticket, ticket_id).status, order.state, order.department_id) == (
+        "resolved", "done", property_id)
+    complete = db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
+                                                            TicketEvent.kind == "workorder")).all()[-2]
+    assert (complete.data["step"], complete.staff_id) == ("complete", dispatcher_id)  # the resolver, on the record
+    # One question reached the resident: the follow-up, not the old 1-5 rating as well.
+    (question,) = to_resident()
+    assert question[0] == "followup" and "已解决" in question[1]
+    assert texted_to_resident(twilio) == [question[1]]
+    assert followup.sweep() == (0, 0)  # asked already: the sweep asks nothing more
+    assert timers.sweep() == []
+
+    # A score alone (the old question's answer) is asked again, not taken as a new message reopening the ticket.
+    sms_in(app.test_client(), "SMwo0100", "5")
+    db.session.expire_all()
+    assert (db.session.get(Ticket, ticket_id).status, workorders.work_order_of(ticket_id=ticket_id).state) == (
+        "resolved", "done")
+    assert [f.status for f in followups(ticket_id)] == ["asked"]
+    assert to_resident()[-1][1] == followup.ASK_AGAIN
+    # The answer goes to the follow-up (no rating question competes for it); the ticket stays resolved.
+    sms_in(app.test_client(), "SMwo0101", "已解决 4")
+    assert [(f.status, f.solved, f.satisfaction) for f in followups(ticket_id)] == [("answered", True, 4)]
+    db.session.expire_all()
+    assert (db.session.get(Ticket, ticket_id).status, db.session.get(Ticket, ticket_id).csat_score) == ("resolved", 4)
+    thanks = "感谢您的回访评价！如还有需要，随时留言。"
+    assert [body for _, body in to_resident()][1:] == [followup.ASK_AGAIN, thanks]
+    assert texted_to_resident(twilio) == [question[1], followup.ASK_AGAIN, thanks]
+    assert marks(ticket_id) == ["dispatch", "complete", "followup_asked", "followup_answer"]
+
+
+def test_a_ticket_resolved_by_another_path_asks_no_rating_and_the_sweep_follows_it_up(app, w, twilio):
     from app.services.tickets import resolve_ticket
     from app.services.workorders import followup
 
     ticket = resident_ticket(w)
     start = utcnow() - timedelta(days=10)
     workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
-    resolve_ticket(ticket_id=ticket.id, staff_id=w.admin.id)  # the status button, not 办结
+    resolve_ticket(ticket_id=ticket.id, staff_id=w.admin.id)  # the ticket domain's own resolve, not 办结
+    assert to_resident() == []  # no rating question: the work order's follow-up will ask
     assert timers.sweep() == []  # no breach for a resolved ticket
     assert followup.sweep() == (1, 0)
     assert followup.sweep() == (0, 0)
     db.session.expire_all()
     assert workorders.work_order_of(ticket_id=ticket.id).state == "done"
     assert [f.status for f in followups(ticket.id)] == ["asked"]
+    assert [kind for kind, _ in to_resident()] == ["followup"]
+
+
+def test_a_resident_writing_again_sends_the_work_order_back_to_its_department(app, w, twilio):
+    ticket = resident_ticket(w)
+    start = utcnow() - timedelta(days=10)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
+    assert timers.sweep(now=start + timedelta(days=4))  # both limits breached
+    workorders.complete(ticket_id=ticket.id, staff_id=w.member.id, now=start + timedelta(days=5))
+
+    before = utcnow()
+    sms_in(app.test_client(), "SMwo0201", "路灯晚上还是不亮")  # not an answer to the follow-up: a new message
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == "open"
+    order = workorders.work_order_of(ticket_id=ticket.id)
+    assert (order.state, order.department_id, order.reopened, order.done_at) == (
+        "dispatched", w.property.id, 1, None)
+    # Its limits start again from the reopening, as after the follow-up's "未解决".
+    assert order.response_due_at > before and order.handling_due_at > before
+    assert not (order.response_breached or order.handling_breached or order.response_warned
+                or order.handling_warned) and order.lead_texted_at is None and order.responded_at is None
+    reopen = db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                                          TicketEvent.kind == "workorder")).all()[-1]
+    assert (reopen.data["step"], reopen.data["department_id"], reopen.staff_id) == ("reopen", w.property.id, None)
+    assert "物业" in reopen.body
+    # The question about the completion that no longer stands lapses: a later "已解决" is a message to staff.
+    assert [f.status for f in followups(ticket.id)] == ["expired"]
+    sms_in(app.test_client(), "SMwo0202", "已解决 5")
+    assert [(f.status, f.solved) for f in followups(ticket.id)] == [("expired", None)]
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == "open"
+    assert workorders.work_order_of(ticket_id=ticket.id).reopened == 1
+    assert [e.body for e in db.session.scalars(select(TicketEvent).where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "message_in").order_by(TicketEvent.id))] == [
+        "路灯晚上还是不亮", "已解决 5"]
+
+
+def test_staff_reopening_a_completed_ticket_sends_its_work_order_back(app, w, twilio):
+    ticket = resident_ticket(w)
+    ticket_id, admin_id, property_id = ticket.id, w.admin.id, w.property.id
+    workorders.dispatch(ticket_id=ticket_id, staff_id=w.dispatcher.id, department_id=property_id)
+    workorders.complete(ticket_id=ticket_id, staff_id=w.member.id)
+    client, token = console(app, w.admin.username)
+    response = client.post(f"/console/tickets/{ticket_id}/status", data={"csrf_token": token, "status": "open"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    db.session.expire_all()
+    order = workorders.work_order_of(ticket_id=ticket_id)
+    assert (db.session.get(Ticket, ticket_id).status, order.state, order.department_id, order.reopened) == (
+        "open", "dispatched", property_id, 1)
+    assert marks(ticket_id)[-1] == "reopen"
+    assert db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
+                                                        TicketEvent.kind == "workorder")).all()[-1].staff_id == admin_id
+
+
+def test_the_sweep_sends_back_a_work_order_whose_ticket_was_reopened_without_it(app, w, twilio):
+    from app.services.tickets import set_status
+    from app.services.workorders import followup
+
+    ticket = resident_ticket(w)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=ticket.id, staff_id=w.member.id)
+    set_status(ticket_id=ticket.id, staff_id=w.admin.id, status="open")  # the ticket domain alone (a lost step)
+    assert workorders.work_order_of(ticket_id=ticket.id).state == "done"
+    followup.sweep()
+    db.session.expire_all()
+    order = workorders.work_order_of(ticket_id=ticket.id)
+    assert (order.state, order.department_id, order.reopened) == ("dispatched", w.property.id, 1)
+    assert [f.status for f in followups(ticket.id)] == ["expired"]
+    followup.sweep()
+    assert workorders.work_order_of(ticket_id=ticket.id).reopened == 1  # once
 
 
 def test_the_answer_parser():

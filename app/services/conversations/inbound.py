@@ -195,6 +195,8 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
         return None
     ticket = tickets.route_resident_message(conversation_id=turn.conversation_id, message_id=turn.message_id)
     if ticket is not None:
+        if ticket.reopened_count:  # it may have been reopened just now: a done work order goes back to its department
+            workorders.reopen_with_ticket(ticket_id=ticket.id, reason="居民再次留言，工单重新打开")
         # Staff answer from now on; the resident hears once that a person has the conversation.
         return [HANDED_OVER] if _first_time(f"linli:handover-notice:{ticket.id}", 30 * 86400) else []
     thanks = tickets.capture_csat(conversation_id=turn.conversation_id, text=turn.text)

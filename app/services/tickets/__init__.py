@@ -19,6 +19,7 @@ from app.services.tickets.lifecycle import (
     get_ticket,
     holds_message,
     open_ticket,
+    open_tickets,
     queue,
     queue_counts,
     reply,

@@ -4,7 +4,8 @@ Life cycle (every change is a TicketEvent):
 
     open -> pending      staff wait for the resident
     pending -> open      the resident writes (or staff take it back)
-    open|pending -> resolved     staff resolve; the resident is asked for a 1-5 rating once
+    open|pending -> resolved     staff resolve; the resident is asked for a 1-5 rating once (not when the
+                                 ticket is dispatched as a work order: its follow-up asks, docs/workorders.md)
     resolved -> open     the resident writes within REOPEN_WINDOW (or staff reopen)
     resolved -> closed   only the close job, REOPEN_WINDOW after resolution; closed is final
 
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import CannedReply, Message, OutboundMessage, Resident, Staff, Ticket, TicketEvent
+from app.models import CannedReply, Message, OutboundMessage, Resident, Staff, Ticket, TicketEvent, WorkOrder
 from app.models.base import utcnow
 from app.models.tickets import TICKET_PRIORITIES
 from app.services import outbox
@@ -77,6 +78,28 @@ def open_ticket(*, street_id: int, source: str, subject: str, priority: str = "n
                                data={"to": "open", "source": source}, created_at=now))
     db.session.commit()
     return ticket
+
+
+def open_tickets(*, tickets: list[dict], source: str, priority: str = "normal", category: str = "general",
+                 now: datetime | None = None) -> list[int]:
+    """Open many tickets without a conversation at once (each dict: street_id, subject, resident_id, body).
+
+    Added to the session and flushed, not committed: the caller commits them with the rows they belong to.
+    Returns the ids in the order given.
+    """
+    now = now or utcnow()
+    first_due, resolution_due = due_times(priority=priority, since=now)
+    rows = [Ticket(street_id=t["street_id"], source=source, subject=t["subject"][:200], priority=priority,
+                   category=category, resident_id=t.get("resident_id"), status="open",
+                   first_response_due_at=first_due, resolution_due_at=resolution_due, created_at=now)
+            for t in tickets]
+    db.session.add_all(rows)
+    db.session.flush()
+    db.session.add_all([TicketEvent(ticket_id=row.id, kind="status", body=t.get("body", ""),
+                                    data={"to": "open", "source": source}, created_at=now)
+                        for row, t in zip(rows, tickets, strict=True)])
+    db.session.flush()
+    return [row.id for row in rows]
 
 
 def holds_message(*, ticket_id: int, message_id: int) -> bool:
@@ -268,14 +291,18 @@ def resolve_ticket(*, ticket_id: int, staff_id: int | None, now: datetime | None
                    ask_rating: bool = True) -> Ticket:
     """Resolve; the resident is asked for a rating once per ticket (the bot takes the conversation back).
 
-    ask_rating=False: the caller asks its own question (a work order's follow-up, which includes the rating)."""
+    ask_rating=False: the caller asks its own question (a work order's follow-up, which includes the rating). A
+    ticket still dispatched to a department is never asked here either: workorders.resolve_ticket is the way to
+    resolve it, and if another path resolves it, the work-order sweep completes it and asks the follow-up. Two
+    questions would leave the resident's one answer meaning either."""
     ticket, _ = _load(ticket_id, staff_id)
     _check_transition(ticket.status, "resolved")
     now = now or utcnow()
     _move(ticket, "resolved", now=now, staff_id=staff_id)
     ticket.resolved_at = now
     staged = None
-    if ask_rating and ticket.csat_requested_at is None and ticket.conversation_id is not None:
+    if ask_rating and ticket.csat_requested_at is None and ticket.conversation_id is not None \
+            and not _dispatched(ticket.id):
         ticket.csat_requested_at = now
         staged = outbox.stage_message(conversation_id=ticket.conversation_id, body=CSAT_QUESTION,
                                       kind="csat_request", dedup_key=f"csat:{ticket.id}", ticket_id=ticket.id)
@@ -283,6 +310,11 @@ def resolve_ticket(*, ticket_id: int, staff_id: int | None, now: datetime | None
     if staged is not None:
         outbox.dispatch(outbound_ids=[staged.id])
     return ticket
+
+
+def _dispatched(ticket_id: int) -> bool:
+    return db.session.scalar(select(WorkOrder.id).where(WorkOrder.ticket_id == ticket_id,
+                                                       WorkOrder.state == "dispatched")) is not None
 
 
 def close_resolved(*, now: datetime | None = None) -> int:

@@ -3,7 +3,7 @@ limits, the follow-up (回访) after resolution, and duplicate reports linked to
 
 This module is the domain's public API: other domains and the routes call only what it names."""
 # ruff: noqa: F401  (every import here is a re-export)
-from app.services.workorders.completion import complete
+from app.services.workorders.completion import complete, reopen_with_ticket, resolve_ticket, set_ticket_status
 from app.services.workorders.departments import (
     SUGGESTED_NAMES,
     add_member,

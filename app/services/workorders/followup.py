@@ -20,7 +20,8 @@ from app.core.extensions import db
 from app.models import FollowUp, ResidentRequest, Ticket, WorkOrder
 from app.models.base import utcnow
 from app.services import outbox, tickets
-from app.services.workorders.orders import event, fresh_timers
+from app.services.workorders import orders
+from app.services.workorders.orders import event
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ _ANSWER = re.compile(
     r"^\s*(已解决|已经解决|解决了|未解决|没解决|没有解决|还没解决)\s*[，,。.!！ ]*\s*(?:满意度)?\s*([1-5１-５])?\s*(?:分|星)?"
     r"\s*[。.!！]?\s*$")
 _WIDE = str.maketrans("１２３４５", "12345")
+# A score alone ("5", the answer to the old rating question) says nothing of whether the problem was solved.
+_SCORE_ONLY = re.compile(r"^\s*[1-5１-５]\s*(?:分|星)?\s*[。.!！]?\s*$")
+ASK_AGAIN = "请回复“已解决”或“未解决”，并加上满意度1-5分，例如：已解决 5"
 
 
 def question(*, subject: str, department: str) -> str:
@@ -91,12 +95,16 @@ def ask(*, work_order_id: int, now: datetime | None = None) -> FollowUp | None:
 def answer_by_message(*, conversation_id: int, text: str, now: datetime | None = None) -> str | None:
     """The reply to a resident's chat message if it answers their open follow-up; None to let it go on as usual."""
     parsed = parse_answer(text)
-    if parsed is None:
+    if parsed is None and not _SCORE_ONLY.match(text or ""):
         return None
     followup = db.session.scalar(select(FollowUp).where(FollowUp.conversation_id == conversation_id,
                                                         FollowUp.status == "asked"))
     if followup is None:
         return None
+    if parsed is None:
+        # Asked again rather than guessed, and not passed on: as a new message it would reopen the resolved ticket
+        # and send the work order back to its department.
+        return ASK_AGAIN
     solved, score = parsed
     try:
         _record(followup, solved=solved, satisfaction=score, text=text, via="chat", now=now or utcnow())
@@ -167,15 +175,16 @@ def _reopen(followup: FollowUp, now: datetime) -> None:
             db.session.commit()
             return
     db.session.refresh(ticket)
-    won = db.session.execute(
-        update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.state == "done")
-        .values(state="dispatched", done_at=None, reopened=WorkOrder.reopened + 1, supervised_at=None,
-                **fresh_timers(ticket, now))
-        .execution_options(synchronize_session=False)).rowcount
-    if won:
-        event(ticket.id, "reopen", f"回访未解决，退回“{order.department.name}”重新办理", staff_id=None, now=now,
-              department_id=order.department_id)
+    orders.reopen(order, ticket, now=now, staff_id=None, body=f"回访未解决，退回“{order.department.name}”重新办理",
+                  via="followup")
     db.session.commit()
+
+
+def expire_open(*, work_order_id: int) -> None:
+    """The unanswered question of a work order reopened by another path: it asked about a completion that no longer
+    stands, so a later "已解决" must not count for it. Joins the caller's transaction."""
+    db.session.execute(update(FollowUp).where(FollowUp.work_order_id == work_order_id, FollowUp.status == "asked")
+                       .values(status="expired").execution_options(synchronize_session=False))
 
 
 def sweep(*, now: datetime | None = None) -> tuple[int, int]:
@@ -187,6 +196,7 @@ def sweep(*, now: datetime | None = None) -> tuple[int, int]:
         .values(status="expired").execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     _settle_resolved_elsewhere(now)
+    _reopen_reopened_elsewhere(now)
     asked_after = select(FollowUp.id).where(FollowUp.work_order_id == WorkOrder.id,
                                             FollowUp.asked_at >= WorkOrder.done_at).exists()
     unasked = db.session.scalars(select(WorkOrder.id).where(WorkOrder.state == "done", ~asked_after)).all()
@@ -211,6 +221,19 @@ def _settle_resolved_elsewhere(now: datetime) -> None:
                               .values(state="done", done_at=resolved_at or now)
                               .execution_options(synchronize_session=False)).rowcount:
             event(ticket_id, "complete", "工单已解决，部门工单随之办结", staff_id=None, now=now)
+        db.session.commit()
+
+
+def _reopen_reopened_elsewhere(now: datetime) -> None:
+    """A done work order whose ticket is open again (a reopen whose work-order step was lost: the process died
+    between the two commits) goes back to its department, as completion.reopen_with_ticket does at once."""
+    stray = db.session.scalars(select(WorkOrder).join(Ticket, Ticket.id == WorkOrder.ticket_id).where(
+        WorkOrder.state == "done", Ticket.status.in_(orders.OPEN))).all()
+    for order in stray:
+        ticket = db.session.get(Ticket, order.ticket_id)
+        if orders.reopen(order, ticket, now=now, staff_id=None,
+                         body=f"工单已重新打开，退回“{order.department.name}”重新办理", via="sweep"):
+            expire_open(work_order_id=order.id)
         db.session.commit()
 
 

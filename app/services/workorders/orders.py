@@ -9,7 +9,8 @@ event on the ticket's timeline saying who, when and why):
     dispatched -> dispatched   transfer to another department (members of the current one, or a team lead)
     dispatched -> returned     the department returns it, with a reason
     dispatched -> done         the department completes it: the ticket resolves and the follow-up is asked
-    done       -> dispatched   the resident answers the follow-up "not solved" (followup.py): same department
+    done       -> dispatched   reopen, to the same department: the follow-up's "not solved" (followup.py), or the
+                               ticket reopened (the resident writes again, staff reopen it: completion.py)
 
 A refusal changes nothing: the checks come before the first write, and a lost race is a 409.
 """
@@ -94,6 +95,19 @@ def fresh_timers(ticket: Ticket, now: datetime) -> dict:
     return dict(response_due_at=now + response, handling_due_at=now + handling, responded_at=None,
                 response_warned=False, handling_warned=False, response_breached=False, handling_breached=False,
                 lead_texted_at=None, lead_text_route=None)
+
+
+def reopen(order: WorkOrder, ticket: Ticket, *, now: datetime, staff_id: int | None, body: str, **data) -> bool:
+    """done -> dispatched to the same department, its limits counted from now, on the timeline; False if it was not
+    done (someone reopened it a moment ago). Joins the caller's transaction."""
+    won = db.session.execute(
+        update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.state == "done")
+        .values(state="dispatched", done_at=None, reopened=WorkOrder.reopened + 1, supervised_at=None,
+                **fresh_timers(ticket, now))
+        .execution_options(synchronize_session=False)).rowcount
+    if won:
+        event(ticket.id, "reopen", body, staff_id=staff_id, now=now, department_id=order.department_id, **data)
+    return bool(won)
 
 
 def dispatch(*, ticket_id: int, staff_id: int, department_id: int, note: str = "",
