@@ -8,6 +8,7 @@ to a key is fixed when the call is placed (the key's result reaches us later, by
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections import deque
@@ -21,7 +22,7 @@ from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.exceptions import DaraException, UnretryableException
 from darabonba.runtime import RuntimeOptions
 
-from integrations.telephony import KeyPressCall, TelephonySendError, TextMessage
+from integrations.telephony import CONTENT_PARAM, KeyPressCall, TelephonySendError, TextMessage
 
 VMS_ENDPOINT = "dyvmsapi.aliyuncs.com"
 SMS_ENDPOINT = "dysmsapi.aliyuncs.com"
@@ -33,6 +34,12 @@ PLAY_TIMES = 2  # the intro is said twice: an old person's relative may need to 
 # Business refusals come back as HTTP 200 with one of these codes; a later try can succeed.
 RETRYABLE_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "Throttling.Api",
                              "isp.SYSTEM_ERROR", "isp.RAM_PERMISSION_DENY"})
+# A variable of a notification template holds 1 to 35 characters (Aliyun's rule for templates since 2018): our own
+# words (the ${content} of a template) longer than that go as several SMS, at most CONTENT_PARTS of them.
+VARIABLE_MAX_CHARS = 35
+CONTENT_PARTS = 5
+_SIGN = re.compile(r"^\s*【[^】]{1,12}】")  # Aliyun puts the signature in front itself
+_BREAKS = (re.compile(r"(?<=[。！？；!?;…\n])"), re.compile(r"(?<=[，、,：:])"))
 
 
 class AliyunSendError(TelephonySendError):
@@ -92,15 +99,54 @@ class AliyunTelephony:
         return body.call_id
 
     def send_text(self, message: TextMessage) -> str:
+        """Send the template SMS (several when its ${content} is long); the BizId of the first."""
         code = self._account.sms_templates.get(message.template)
         if not code:
             raise AliyunSendError(f"no approved SMS template configured for {message.template!r}",
                                   code="template_not_configured")
-        request = sms_models.SendSmsRequest(
-            phone_numbers=aliyun_number(message.to), sign_name=self._account.sms_sign_name, template_code=code,
-            template_param=json.dumps(message.params, ensure_ascii=False))
-        body = _checked(lambda: self._sms.send_sms_with_options(request, self._runtime))
-        return body.biz_id
+        biz_ids = []
+        for params in template_params(message):
+            request = sms_models.SendSmsRequest(
+                phone_numbers=aliyun_number(message.to), sign_name=self._account.sms_sign_name, template_code=code,
+                template_param=json.dumps(params, ensure_ascii=False), out_id=message.ref or None)
+            biz_ids.append(_checked(lambda r=request: self._sms.send_sms_with_options(r, self._runtime)).biz_id)
+        return biz_ids[0]
+
+
+def template_params(message: TextMessage) -> list[dict[str, str]]:
+    """The variables of each SMS the message becomes: one, or one per part of a ${content} too long for a variable.
+
+    A part that was cut from a longer text keeps its place: the parts are sent in order, each a whole SMS.
+    """
+    content = message.params.get(CONTENT_PARAM)
+    if content is None:
+        return [dict(message.params)]
+    return [{**message.params, CONTENT_PARAM: part} for part in content_parts(content)]
+
+
+def content_parts(text: str, *, limit: int = VARIABLE_MAX_CHARS, max_parts: int = CONTENT_PARTS) -> list[str]:
+    """Our words without a leading 【signature】, cut where a sentence (else a clause) ends into parts that fit a
+    variable; beyond `max_parts` the last part ends with "…"."""
+    text = re.sub(r"\s+", " ", _SIGN.sub("", text or "")).strip() or "-"  # Aliyun refuses an empty variable
+    parts: list[str] = []
+    for piece in _cut(text, limit):
+        if parts and len(parts[-1]) + len(piece) <= limit:
+            parts[-1] += piece
+        else:
+            parts.append(piece)
+    parts = [p.strip() for p in parts if p.strip()]
+    if len(parts) > max_parts:
+        parts = parts[:max_parts]
+        parts[-1] = parts[-1][:limit - 1] + "…"
+    return parts
+
+
+def _cut(text: str, limit: int, depth: int = 0) -> list[str]:
+    if len(text) <= limit:
+        return [text]
+    if depth == len(_BREAKS):
+        return [text[i:i + limit] for i in range(0, len(text), limit)]
+    return [piece for chunk in _BREAKS[depth].split(text) if chunk for piece in _cut(chunk, limit, depth + 1)]
 
 
 def _checked(send):

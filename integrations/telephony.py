@@ -40,12 +40,31 @@ class KeyPressCall:
 
 @dataclass(frozen=True)
 class TextMessage:
-    """An SMS: `body` as written (Twilio), or the approved template `template` filled with `params` (Aliyun)."""
+    """An SMS: `body` as written (Twilio), or the approved template `template` filled with `params` (Aliyun).
+
+    `ref` comes back in Aliyun's receipts (OutId); `status_callback` is where Twilio posts the delivery status.
+    """
 
     to: str
     body: str
     template: str
     params: dict[str, str] = field(default_factory=dict)
+    ref: str = ""
+    status_callback: str | None = None
+
+
+# Words of our own (a staff reply, a notice) through a provider that sends only approved templates: the template
+# has one variable, ${content}, that the words fill (Aliyun cuts them into several SMS when they are longer than
+# one variable holds). GENERIC_TEMPLATE is the template for any such words that have no template of their own.
+CONTENT_PARAM = "content"
+GENERIC_TEMPLATE = "message"
+
+
+def free_text(to: str, body: str, *, template: str = GENERIC_TEMPLATE, ref: str = "",
+              status_callback: str | None = None) -> TextMessage:
+    """An SMS of our own words: `body` as written (Twilio), or `template` with the words as its ${content}."""
+    return TextMessage(to=to, body=body, template=template, params={CONTENT_PARAM: body}, ref=ref,
+                       status_callback=status_callback)
 
 
 class Telephony(Protocol):
@@ -73,7 +92,7 @@ class TwilioTelephony:
                                          timeout_seconds=call.ring_seconds)
 
     def send_text(self, message: TextMessage) -> str:
-        return self.transport.send_sms(message.to, message.body)
+        return self.transport.send_sms(message.to, message.body, status_callback=message.status_callback)
 
 
 def parse_prefixes(raw: str) -> tuple[str, ...]:

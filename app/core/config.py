@@ -75,7 +75,10 @@ class Settings:
     ALIYUN_VMS_SHOW_NUMBER: str = ""  # the real number (真实号) help calls show
     ALIYUN_VMS_TEMPLATES: str = ""  # JSON: intro, key1, key2, no_key -> approved TTS_ template codes
     ALIYUN_SMS_SIGN_NAME: str = ""
-    ALIYUN_SMS_TEMPLATES: str = ""  # JSON: our template key (help_request, ...) -> approved SMS_ template code
+    # JSON: our template key -> approved SMS_ template code. Help: help_request, help_taken, help_confirm, help_closed;
+    # the outbox and codes (docs/channels.md): message (generic, one ${content}), staff_reply, booking_reminder,
+    # waitlist_offer, verify_code.
+    ALIYUN_SMS_TEMPLATES: str = ""
     ALIYUN_VMS_ENDPOINT: str = "dyvmsapi.aliyuncs.com"
     ALIYUN_SMS_ENDPOINT: str = "dysmsapi.aliyuncs.com"
     ALIYUN_PROTOCOL: str = "https"
@@ -115,6 +118,7 @@ class Settings:
     DEVICE_HEARTBEAT_SECONDS: int = 3600
     DEVICE_LOW_BATTERY_PERCENT: int = 20
     HELP_REALERT_MINUTES: int = 30
+    HELP_CALL_THREADS: int = 8  # calls and SMS of a wave (escalation.place_many) handed to the provider at once, per job
     # Work orders (docs/workorders.md): limits when work_order_time_limits has no row for a category, the warning
     # before a limit (超期预警), how long a follow-up (回访) waits for its answer, the duplicate-report window.
     WORKORDER_RESPONSE_MINUTES: int = 240
@@ -204,6 +208,13 @@ class Settings:
         if missing or not self.ALIYUN_VMS_SHOW_NUMBER:
             raise ConfigError("Aliyun telephony needs ALIYUN_VMS_SHOW_NUMBER and ALIYUN_VMS_TEMPLATES with "
                               "intro, key1, key2 and no_key (approved TTS template codes)")
+        # The outbox's fallback for any words (staff replies, notices) and the sign-in code: without them a mainland
+        # resident would get nothing by SMS and could not sign in (docs/channels.md, "SMS through Aliyun").
+        sms = json.loads(self.ALIYUN_SMS_TEMPLATES or "{}")
+        missing = [k for k in ("message", "verify_code") if not sms.get(k)]
+        if missing or not self.ALIYUN_SMS_SIGN_NAME:
+            raise ConfigError("Aliyun telephony needs ALIYUN_SMS_SIGN_NAME and ALIYUN_SMS_TEMPLATES with message "
+                              "and verify_code (approved SMS template codes)")
 
     def _validate_production(self) -> None:
         mode = f"production mode (ENV={self.ENV!r}; only {', '.join(sorted(NON_PRODUCTION_ENVS))} are not production)"

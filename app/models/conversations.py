@@ -106,5 +106,7 @@ class OutboundMessage(db.Model):
     template: Mapped[str | None] = mapped_column(String(40))
     template_fields: Mapped[dict | None] = mapped_column(JSON)
     route: Mapped[str | None] = mapped_column(String(10))  # set when sent: OUTBOX_ROUTES
+    # Who carried an SMS row: "twilio" or "aliyun" (integrations/telephony.py, chosen per number); NULL for WeChat.
+    provider: Mapped[str | None] = mapped_column(String(16))
 
     conversation: Mapped[Conversation] = relationship()

@@ -50,10 +50,22 @@ SMS_TEMPLATES = {
     "SMS_465000003": "已确认由您前往：${name}（${address}），电话${phone}。",
     "SMS_465000004": "这条求助已处理完毕，谢谢。",
     "SMS_465000005": "${title}：${detail}",
+    # The outbox and sign-in (docs/channels.md, "SMS through Aliyun"): the generic words, a staff reply, a reminder,
+    # a waitlist offer (variables: the rows' subscribe-message fields) and the verification code.
+    "SMS_465000006": "邻里社区消息：${content}",
+    "SMS_465000007": "社区工作人员回复您：${content}",
+    "SMS_465000008": "就诊提醒：${patient}于${time}在${place}就诊（${seat}），请带身份证按时到达。",
+    "SMS_465000009": "候补到号：${patient}，${time}，${place}，保留至${until}，回复“确认候补”约上，逾期让给下一位。",
+    "SMS_465000010": "您的验证码是${code}，5分钟内有效，请勿告诉他人。",
 }
 DEFAULT_SMS_TEMPLATES = {"help_request": "SMS_465000001", "help_taken": "SMS_465000002",
                          "help_confirm": "SMS_465000003", "help_closed": "SMS_465000004",
-                         "help_update": "SMS_465000005"}
+                         "help_update": "SMS_465000005", "message": "SMS_465000006", "staff_reply": "SMS_465000007",
+                         "booking_reminder": "SMS_465000008", "waitlist_offer": "SMS_465000009",
+                         "verify_code": "SMS_465000010"}
+# A variable of a notification template holds at most 35 characters, of a verification-code template 4 to 6 digits.
+VARIABLE_MAX = 35
+VERIFY_CODE_TEMPLATES = frozenset({"SMS_465000010"})
 ALGORITHM = "ACS3-HMAC-SHA256"
 CLOCK_SKEW = timedelta(minutes=15)
 MUST_SIGN = ("host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version")
@@ -280,6 +292,12 @@ class AliyunStub(StubApp):
         if problem is not None:
             return problem
         params = json.loads(args.get("TemplateParam") or "{}")
+        if args["TemplateCode"] in VERIFY_CODE_TEMPLATES:
+            too_long = [k for k, v in params.items() if not re.fullmatch(r"\d{4,6}", v)]
+        else:
+            too_long = [k for k, v in params.items() if len(v) > VARIABLE_MAX]
+        if too_long:
+            return refused("isv.PARAM_LENGTH_LIMIT", f"参数超出长度限制：{','.join(too_long)}")
         words = VARIABLE.sub(lambda m: str(params[m.group(1)]), SMS_TEMPLATES[args["TemplateCode"]])
         biz_id = f"{random.randrange(10**14, 10**15)}^0"
         with self._state_lock:

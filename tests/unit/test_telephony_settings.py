@@ -22,14 +22,29 @@ def test_template_codes_must_be_a_json_object():
 
 def test_aliyun_with_an_account_needs_a_push_token_a_number_and_its_voice_templates():
     voice = '{"intro": "TTS_1", "key1": "TTS_2", "key2": "TTS_3", "no_key": "TTS_4"}'
+    sms = '{"message": "SMS_1", "verify_code": "SMS_2"}'
     account = {"TELEPHONY_PROVIDER": "by_number", "ALIYUN_ACCESS_KEY_ID": "LTAI5t000",
-               "ALIYUN_VMS_SHOW_NUMBER": "057112345678", "ALIYUN_VMS_TEMPLATES": voice}
+               "ALIYUN_VMS_SHOW_NUMBER": "057112345678", "ALIYUN_VMS_TEMPLATES": voice,
+               "ALIYUN_SMS_SIGN_NAME": "邻里", "ALIYUN_SMS_TEMPLATES": sms}
     with pytest.raises(ConfigError, match="ALIYUN_CALLBACK_TOKEN"):
         Settings(**account, ALIYUN_CALLBACK_TOKEN="short").validate()
     with pytest.raises(ConfigError, match="no_key"):
         Settings(**{**account, "ALIYUN_VMS_TEMPLATES": '{"intro": "TTS_1"}'}, ALIYUN_CALLBACK_TOKEN="t" * 16).validate()
     Settings(**account, ALIYUN_CALLBACK_TOKEN="t" * 16).validate()
     Settings(ALIYUN_ACCESS_KEY_ID="LTAI5t000").validate()  # Twilio carries everything: the push is never used
+
+
+def test_aliyun_sms_needs_a_signature_and_the_generic_and_verification_code_templates():
+    # Without them a mainland resident would get no outbox SMS and no sign-in code.
+    voice = '{"intro": "TTS_1", "key1": "TTS_2", "key2": "TTS_3", "no_key": "TTS_4"}'
+    account = {"TELEPHONY_PROVIDER": "aliyun", "ALIYUN_ACCESS_KEY_ID": "LTAI5t000", "ALIYUN_CALLBACK_TOKEN": "t" * 16,
+               "ALIYUN_VMS_SHOW_NUMBER": "057112345678", "ALIYUN_VMS_TEMPLATES": voice, "ALIYUN_SMS_SIGN_NAME": "邻里"}
+    with pytest.raises(ConfigError, match="verify_code"):
+        Settings(**account, ALIYUN_SMS_TEMPLATES='{"message": "SMS_1"}').validate()
+    with pytest.raises(ConfigError, match="ALIYUN_SMS_SIGN_NAME"):
+        Settings(**{**account, "ALIYUN_SMS_SIGN_NAME": ""},
+                 ALIYUN_SMS_TEMPLATES='{"message": "SMS_1", "verify_code": "SMS_2"}').validate()
+    Settings(**account, ALIYUN_SMS_TEMPLATES='{"message": "SMS_1", "verify_code": "SMS_2"}').validate()
 
 
 def test_numbers_take_aliyuns_format_and_prefixes_their_plus():

@@ -1,13 +1,15 @@
-"""Sending outbox rows through WeChat (subscribe message or 客服 API) or Twilio.
+"""Sending outbox rows through WeChat (subscribe message or 客服 API) or SMS (Twilio or Aliyun, by the number).
 
 A conversation's rows go out in sequence order, each claimed by a guarded UPDATE so two workers never
 send it twice. A WeChat row with a subscribe template goes as a subscribe message when the resident has an
 unspent grant of it, else as 客服 text; outside WeChat's 48-hour window it goes by SMS instead. The way it
-went is recorded on the row (`route`). Failures retry with exponential backoff; a row that cannot be
-delivered at all is marked and shown to staff.
+went is recorded on the row (`route`), and for SMS who carried it (`provider`). Failures retry with exponential
+backoff; a row that cannot be delivered at all is marked and shown to staff.
 
 Delivery is at least once: a worker killed between the provider's answer and the commit leaves its row
-"sending"; after the lease the sweeper sends it again (neither WeChat nor Twilio takes an idempotency key).
+"sending"; after the lease the sweeper sends it again (neither WeChat, Twilio nor Aliyun takes an idempotency
+key). A row that Aliyun sends as several SMS (long words, sms_templates.py) is sent whole again after a failure
+of a later part.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from app.core.extensions import db
 from app.models import Conversation, OutboundMessage, Resident
 from app.models.base import utcnow
 from app.services import outbox, residents, tickets
-from app.services.delivery import sms_text
+from app.services.delivery import sms_templates, sms_text
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,11 @@ def _send(row: OutboundMessage) -> tuple[str | None, str]:
         return None, "kefu"
     if resident.sms_opted_out:
         raise Undeliverable("the number opted out of SMS (21610)")
+    # Twilio or Aliyun, by the number (TELEPHONY_PROVIDER): Twilio's China SMS is one-way and template-bound.
+    provider = transports.telephony_for(row.to_address)
+    row.provider = provider.name  # committed with the outcome, sent or failed
     callback = setting("PUBLIC_BASE_URL").rstrip("/") + "/sms/status"
-    return transports.get().twilio.send_sms(row.to_address, row.body, status_callback=callback), "sms"
+    return provider.send_text(sms_templates.text_message(row, status_callback=callback)), "sms"
 
 
 def _resident(row: OutboundMessage) -> Resident:

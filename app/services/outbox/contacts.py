@@ -1,8 +1,9 @@
 """Messages to people without a conversation of their own (a resident's family contacts, staff), sent at once.
 
 The same choice as delivery makes for a resident's row: a WeChat subscribe message when that openid granted the
-template, else a 客服 message (WeChat refuses it outside the 48-hour window: 45015), else SMS. Nothing is queued:
-the caller (an alert being escalated) wants to know now which way it went, and retries by its own schedule.
+template, else a 客服 message (WeChat refuses it outside the 48-hour window: 45015), else SMS (Twilio or Aliyun, by
+the number). Nothing is queued: the caller (an alert being escalated) wants to know now which way it went, and
+retries by its own schedule.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.core import transports
 from app.core.extensions import db
 from app.core.redis_client import get_redis
 from app.services.outbox import subscriptions
+from integrations.telephony import free_text
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def _send(*, openid: str | None, phone: str | None, template: str, fields: dict,
             log.info("客服 message to a contact not sent: %s", exc)
     if phone:
         try:
-            transports.get().twilio.send_sms(phone, body)
+            # Twilio or Aliyun by the number; Aliyun sends the words as its generic template's ${content}.
+            transports.telephony_for(phone).send_text(free_text(phone, body))
             return "sms"
         except Exception as exc:
             log.warning("SMS to a contact not sent: %s", exc)

@@ -75,10 +75,8 @@ def request_code(*, phone: str, client_ip: str, now: datetime | None = None) -> 
     db.session.add(SignInCode(phone=e164, code_hash=_code_hash(e164, code), expires_at=now + CODE_TTL,
                               created_at=now))
     db.session.commit()
-    from app.core import transports
-
     try:
-        transports.get().twilio.send_sms(e164, f"【邻里】您的登录验证码是{code}，5分钟内有效，请勿告诉他人。")
+        identities.send_code_sms(e164, code, f"【邻里】您的登录验证码是{code}，5分钟内有效，请勿告诉他人。")
     except Exception as exc:  # noqa: BLE001 (any transport failure; the code itself is never logged)
         log.warning("sign-in code could not be sent: %s", type(exc).__name__)
         raise ServiceUnavailable("短信发送失败，请稍后再试", code="sms_unavailable") from None
