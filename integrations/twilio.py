@@ -1,6 +1,8 @@
 """SMS and voice calls through Twilio: the interfaces, the real transport (twilio-python), a recording one."""
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import uuid
 from collections import deque
@@ -53,6 +55,15 @@ class _RebasedHttpClient(TwilioHttpClient):
     def __init__(self, api_base: str, timeout: float):
         super().__init__(timeout=timeout)
         self._api_base = api_base.rstrip("/")
+        # requests reads the proxy variables (and the CA bundle's) from the environment again on every request
+        # (`trust_env`): several ms of CPU a call, which a wave of thousands of calls feels. Every request goes to
+        # this one origin, so read them once, here, with requests' own rules.
+        self.proxy = {**requests.utils.get_environ_proxies(self._api_base), **self.proxy}
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if self.session is not None:
+            if bundle:
+                self.session.verify = bundle
+            self.session.trust_env = False
 
     def request(self, method, url, *args, **kwargs):
         if url.startswith(TWILIO_API_ORIGIN):
@@ -67,6 +78,9 @@ class TwilioTransport:
                  api_base: str = TWILIO_API_ORIGIN, *, timeout: float = 10.0):
         self._from = from_number
         self._client = Client(account_sid, auth_token, http_client=_RebasedHttpClient(api_base, timeout))
+        # twilio-python logs ten INFO lines (URL, headers) per request: at a wave of thousands of calls that is
+        # real CPU and noise; its warnings and our own log lines stay.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     def send_sms(self, to: str, body: str, status_callback: str | None = None) -> str:
         extra = {"status_callback": status_callback} if status_callback else {}

@@ -115,6 +115,27 @@ def later(name: str, /, *, job_id: str | None = None, at: datetime | None = None
     return enqueue(task(name), job_id=job_id, at=at, delay=delay, retry=retry, **params)
 
 
+def later_many(name: str, /, runs: list[tuple[str, datetime | None, dict]]) -> bool:
+    """later() for many runs of job `name`, (job id, at or None, params) each, in one Redis round trip; False if
+    Redis is unreachable (then none may have been queued: each run's own durable state must bring it back)."""
+    task_ = task(name)
+    q = get_queue(task_.queue)
+    try:
+        with q.connection.pipeline() as pipe:
+            for job_id, at, params in runs:
+                options = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 24 * 3600, "args": (),
+                           "kwargs": params, "pipeline": pipe}
+                if at is not None:
+                    q.enqueue_at(at, task_.path, **options)
+                else:
+                    q.enqueue(task_.path, **options)
+            pipe.execute()
+        return True
+    except RedisError:
+        log.warning("could not enqueue %s runs of %s; the sweeper will pick them up", len(runs), task_.name)
+        return False
+
+
 def enqueue(task_: Task, *, job_id: str | None = None, at: datetime | None = None, delay: timedelta | None = None,
             retry=None, **params) -> bool:
     q = get_queue(task_.queue)

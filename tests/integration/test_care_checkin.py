@@ -20,6 +20,7 @@ from app.models import Checkin, CheckinEnrolment, EscalationStep, HelpAlert
 from app.models.base import utcnow
 from app.services import care
 from app.services.conversations import wechat_menu
+from app.services.help import escalation
 from tests.conftest import TEST_SETTINGS
 from tests.factories import ConversationFactory, StaffFactory
 from tests.helpers.care import device_checkin, sms_to
@@ -158,8 +159,12 @@ def test_a_missed_check_in_calls_the_resident_then_contacts_then_on_duty_staff_a
     contact_call = call_requests(twilio_stub)[1]
     assert "没有按时打卡" in twilio_stub.post_signed(contact_call["url"], {"CallSid": contact_call["sid"]}).text
 
-    # Round two starts with the resident again; this time they press 1: checked in, the alert closed.
+    # Round two starts with the resident again, after the pause between rounds (escalation.ROUND_PAUSE: the
+    # scheduler's move, made here by the sweeper at that time); this time they press 1: checked in, alert closed.
     twilio_stub.status_callback(call_requests(twilio_stub)[-1]["sid"], "no-answer")
+    drain(help_app)
+    with help_app.app_context():
+        escalation.sweep(now=utcnow() + escalation.ROUND_PAUSE + timedelta(seconds=1))
     drain(help_app)
     again = call_requests(twilio_stub)[-1]
     assert again["to"] == elder_phone

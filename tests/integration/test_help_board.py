@@ -8,7 +8,9 @@ from sqlalchemy import select
 
 from app.core.extensions import db
 from app.models import HelpAlert, Staff, Ticket
+from app.models.base import utcnow
 from app.services.help import alerts as help_service
+from app.services.help import escalation
 from tests.factories import ConversationFactory, StaffFactory
 from tests.helpers.help import make_chain
 from tests.helpers.help_calls import call_requests, drain
@@ -91,8 +93,14 @@ def test_the_board_flags_the_alarm_when_the_chain_ran_out(help_db, served, twili
     client = help_app.test_client()
     _login(client, staff_id)
     board = client.get("/console/help/alerts.json").get_json()
-    assert board["alarm"] and board["alerts"][0]["round"] == 2
+    # The alarm is on at once; the next round waits out ROUND_PAUSE from the start of the last step.
+    assert board["alarm"] and board["alerts"][0]["round"] == 1
     assert "报警" in client.get("/console/help/alerts").get_data(as_text=True)
+    with help_app.app_context():
+        escalation.sweep(now=utcnow() + escalation.ROUND_PAUSE)
+    drain(help_app)
+    assert client.get("/console/help/alerts.json").get_json()["alerts"][0]["round"] == 2
+    assert len(call_requests(twilio_stub)) == 2
 
 
 def test_the_bot_raises_help_for_the_sender_and_a_second_request_joins(help_db, served, twilio_stub):

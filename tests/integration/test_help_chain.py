@@ -22,6 +22,7 @@ def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help
         db.session.commit()
         uid, secret = make_device(elder.id)
         phones = [c.phone for c in contacts]
+        elder_name, elder_address = elder.name, elder.address
 
     answer = press(base, uid, secret, "p-1")
     assert answer.status_code == 201, answer.text
@@ -45,7 +46,7 @@ def test_no_answer_at_1_busy_at_2_and_press_1_at_3_is_accepted_by_contact_3(help
     assert twiml.status_code == 200
     doc = ET.fromstring(twiml.text)
     first_say = doc.find("Say")
-    assert first_say.get("language") == "zh-CN" and elder.name in first_say.text and elder.address in first_say.text
+    assert first_say.get("language") == "zh-CN" and elder_name in first_say.text and elder_address in first_say.text
     gather = doc.find("Gather")
     assert gather.get("numDigits") == "1" and gather.get("action") == gather_url(calls[2])
 

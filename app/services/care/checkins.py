@@ -11,7 +11,7 @@ import unicodedata
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import tasks
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 CHECKIN_WORDS = frozenset({"1", "平安", "打卡", "平安打卡", "好", "ok"})
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-BATCH = 200
+BATCH = 500
+NEWS_BATCH = 50
 # A marked day still without its alert this long after (its batch job was lost) is queued again.
 LOST_BATCH_AFTER = timedelta(seconds=60)
 
@@ -202,30 +203,47 @@ def _checked_in_today(today: date):
 
 
 def raise_missed(*, enrolment_ids: list[int], now: datetime | None = None) -> int:
-    """Raise the alert of each marked enrolment still without one; a rerun finds them done (or joins the open one)."""
+    """Raise the alerts of the marked enrolments still without one, together; a rerun finds them done.
+
+    The enrolments are claimed with `FOR UPDATE SKIP LOCKED` and given their alert in the transaction that raises
+    it (help.raise_alerts), so two runs of a batch (a requeued batch, a retried job) raise nobody twice; a resident
+    whose alert is open already (a press) joins it, as raise_alert does.
+    """
     now = now or utcnow()
-    raised = 0
-    for enrolment_id in enrolment_ids:
-        enrolment = db.session.get(CheckinEnrolment, enrolment_id)
-        if enrolment is None or enrolment.last_alert_id is not None or enrolment.last_missed_on is None \
-                or _today(enrolment.resident_id, enrolment.last_missed_on) is not None:
-            db.session.rollback()
-            continue
-        try:
-            alert = help_service.raise_alert(resident_id=enrolment.resident_id, source="checkin", now=now,
-                                             lead_resident=True)
-        except Exception:  # noqa: BLE001  one resident's failure must not hold up the others' calls
-            log.exception("missed check-in of enrolment %s could not be raised", enrolment_id)
-            db.session.rollback()
-            continue
-        db.session.execute(update(CheckinEnrolment).where(CheckinEnrolment.id == enrolment_id)
-                           .values(last_alert_id=alert.id).execution_options(synchronize_session=False))
-        db.session.commit()
-        # After the calls' own jobs, on the outbound queue: a notice must never delay a first call.
-        if not tasks.later("care.tell_contacts_missed", alert_id=alert.id, job_id=f"care-missed-news-{alert.id}"):
-            tell_contacts_missed(alert_id=alert.id)
-        raised += 1
-    return raised
+    claimed = db.session.execute(
+        select(CheckinEnrolment.id, CheckinEnrolment.resident_id)
+        .where(CheckinEnrolment.id.in_(enrolment_ids), CheckinEnrolment.last_alert_id.is_(None),
+               CheckinEnrolment.last_missed_on.is_not(None),
+               ~exists().where(and_(Checkin.resident_id == CheckinEnrolment.resident_id,
+                                    Checkin.local_date == CheckinEnrolment.last_missed_on)))
+        .order_by(CheckinEnrolment.id).with_for_update(skip_locked=True)
+    ).all() if enrolment_ids else []
+    if not claimed:
+        db.session.rollback()
+        return 0
+    enrolment_of_resident = {resident_id: enrolment_id for enrolment_id, resident_id in claimed}
+
+    def link(alerts: dict[int, int]) -> None:  # in raise_alerts' transaction: the alert and its mark commit together
+        if alerts:
+            alert_of = {enrolment_of_resident[resident_id]: alert_id for resident_id, alert_id in alerts.items()}
+            db.session.execute(update(CheckinEnrolment).where(CheckinEnrolment.id.in_(alert_of))
+                               .values(last_alert_id=case(alert_of, value=CheckinEnrolment.id))
+                               .execution_options(synchronize_session=False))
+
+    alerts = help_service.raise_alerts(resident_ids=list(enrolment_of_resident), source="checkin", now=now,
+                                       lead_resident=True, before_commit=link)
+    alert_ids = sorted(alerts.values())
+    # After the calls' own jobs, on the outbound queue: a notice must never delay a first call.
+    for start in range(0, len(alert_ids), NEWS_BATCH):
+        chunk = alert_ids[start:start + NEWS_BATCH]
+        if not tasks.later("care.tell_contacts_missed_many", alert_ids=chunk,
+                           job_id=f"care-missed-news-{chunk[0]}-{len(chunk)}"):
+            tell_contacts_missed_many(alert_ids=chunk)
+    return len(alerts)
+
+
+def tell_contacts_missed_many(*, alert_ids: list[int]) -> int:
+    return sum(tell_contacts_missed(alert_id=alert_id) for alert_id in alert_ids)
 
 
 def tell_contacts_missed(*, alert_id: int) -> int:

@@ -26,6 +26,11 @@ def tell_contacts_missed(alert_id: int) -> int:
     return checkins.tell_contacts_missed(alert_id=alert_id)
 
 
+@job("care.tell_contacts_missed_many", queue="outbound")
+def tell_contacts_missed_many(alert_ids: list[int]) -> int:
+    return checkins.tell_contacts_missed_many(alert_ids=alert_ids)
+
+
 @job("care.realert_accepted", queue="escalation", every=60)
 def realert_accepted() -> int:
     return realerts.sweep()

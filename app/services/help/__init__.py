@@ -13,6 +13,7 @@ from app.services.help.alerts import (
     call_script,
     raise_alert,
     raise_alert_for_sender,
+    raise_alerts,
     realert_unresolved,
     record_call_status,
     resolve_alert,

@@ -7,21 +7,22 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import tasks
 from app.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import EscalationStep, HelpAlert, HelpContact, HelpPress, Resident, Staff, Ticket
+from app.models import Community, EscalationStep, HelpAlert, HelpContact, HelpPress, Resident, Staff, Ticket
 from app.models.base import utcnow
 from app.models.help import ALERT_SOURCES
-from app.services import tickets
+from app.services import residents, tickets
 from app.services.help import escalation, texts
-from app.services.help.events import open_alert_ticket, record
+from app.services.help.events import open_alert_ticket, record, record_many
 from app.services.help.notices import queue_acceptance_news, queue_family_news, send_contact_sms, winner_name
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,72 @@ def raise_alert(*, resident_id: int, source: str, device_id: int | None = None, 
             queue_family_news(alert_id=alert.id, event="raised")
         return alert
     raise Conflict("the alert could not be recorded; try again", code="alert_contention")
+
+
+def raise_alerts(*, resident_ids: list[int], source: str, now: datetime | None = None, lead_resident: bool = False,
+                 before_commit: Callable[[dict[int, int]], None] | None = None) -> dict[int, int]:
+    """raise_alert for many residents at once (a missed check-in wave): {resident id: alert id}, first steps started.
+
+    New alerts, their presses, tickets and timeline entries are written in one transaction (with whatever
+    `before_commit` adds, given the map), then their first steps are taken together (escalation.start_many). A
+    resident with an open alert joins it as with raise_alert; a race with a press of the same resident (the unique
+    open-alert index) sends the whole batch through raise_alert one by one, which settles each race.
+    """
+    if source not in ALERT_SOURCES:
+        raise ValidationFailed(f"unknown alert source {source!r}", code="invalid_source")
+    now = now or utcnow()
+    wanted = list(dict.fromkeys(resident_ids))
+    people = {r.id: r for r in db.session.scalars(select(Resident).where(Resident.id.in_(wanted)))}
+    open_alerts = {a.resident_id: a for a in db.session.scalars(
+        select(HelpAlert).where(HelpAlert.resident_id.in_(wanted), HelpAlert.status.in_(OPEN_STATUSES)))}
+    fresh = [people[i] for i in wanted if i in people and i not in open_alerts]
+    raised: dict[int, int] = {}
+    # Held here so street_of finds each community in the session (its identity map keeps no strong reference).
+    communities = db.session.scalars(  # noqa: F841
+        select(Community).where(Community.id.in_({r.community_id for r in fresh if r.community_id}))).all()
+    try:
+        ticket_ids = tickets.open_tickets(
+            tickets=[{"street_id": residents.street_of(r), "subject": f"一键求助：{texts.who(r)}", "resident_id": r.id,
+                      "body": f"求助来源：{source}"} for r in fresh],
+            source="help_alert", priority="urgent", category="help", now=now)
+        new_ids = list(db.session.scalars(
+            insert(HelpAlert).returning(HelpAlert.id, sort_by_parameter_order=True),
+            [{"resident_id": r.id, "source": source, "status": "escalating", "round": 1, "step": 0,
+              "step_due_at": now, "created_at": now, "lead_resident": lead_resident, "ticket_id": t}
+             for r, t in zip(fresh, ticket_ids, strict=True)]).all()) if fresh else []
+        joined = list(open_alerts.items())
+        presses = new_ids + [alert.id for _, alert in joined]
+        if presses:
+            db.session.execute(insert(HelpPress), [{"alert_id": a, "device_id": None, "press_id": None,
+                                                    "source": source, "pressed_at": now} for a in presses])
+        record_many([(t, f"居民发起一键求助（{source}）", {"alert_id": a, "source": source})
+                     for a, t in zip(new_ids, ticket_ids, strict=True)]
+                    + [(alert.ticket_id, f"居民再次求助（{source}），并入本次求助", {"alert_id": alert.id, "joined": True})
+                       for _, alert in joined], now=now)
+        raised = {r.id: a for r, a in zip(fresh, new_ids, strict=True)} | {i: alert.id for i, alert in joined}
+        if before_commit is not None:
+            before_commit(raised)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        log.warning("bulk raise of %s alerts met a concurrent one; raising them one by one", len(wanted))
+        raised = {}
+        for resident_id in (i for i in wanted if i in people):
+            try:
+                raised[resident_id] = raise_alert(resident_id=resident_id, source=source, now=now,
+                                                  lead_resident=lead_resident).id
+            except Exception:  # noqa: BLE001  one resident's failure must not hold up the others' calls
+                log.exception("alert of resident %s could not be raised", resident_id)
+                db.session.rollback()
+        if before_commit is not None:
+            before_commit(raised)
+        db.session.commit()
+        return raised
+    escalation.start_many(alert_ids=new_ids, now=now)
+    if source != "checkin":  # a missed check-in's family notice is elder care's (care_notice)
+        for alert_id in new_ids:
+            queue_family_news(alert_id=alert_id, event="raised")
+    return raised
 
 
 def raise_alert_for_sender(*, sender: str) -> HelpAlert:

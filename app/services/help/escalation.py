@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from flask import current_app
+from sqlalchemy import String, Text, and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import tasks, transports
@@ -28,7 +31,7 @@ from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
 from app.models.base import utcnow
 from app.services import residents
 from app.services.help import texts
-from app.services.help.events import ensure_ticket, record
+from app.services.help.events import ensure_ticket, record, record_many
 from app.services.help.provider_refs import call_ref
 from integrations.telephony import KeyPressCall, TextMessage
 
@@ -40,11 +43,13 @@ PENDING_GRACE = timedelta(seconds=10)
 DIALING_LOST_AFTER = timedelta(minutes=2)
 # With nobody reachable in the chain the alert stays in alarm and is looked at again this often.
 EMPTY_CHAIN_RETRY = timedelta(seconds=60)
-# The shortest time between two rounds of a chain when its last contact can no longer accept (see expedite).
+# The shortest time from the start of a round's last step to the next round (see expedite).
 ROUND_PAUSE = timedelta(seconds=30)
 # Call outcomes after which the contact can no longer accept by this call: move on at once.
 CALL_ENDED = frozenset({"no-answer", "busy", "failed", "canceled", "completed"})
 SWEEP_BATCH = 500
+# Attempts of a wave per `help.place_attempts` job: small enough that every worker takes a share of the calls.
+PLACE_CHUNK = 25
 CHANNEL_ORDER = ("voice", "sms", "wechat")
 CHANNEL_NAMES = {"voice": "电话", "sms": "短信", "wechat": "微信"}
 
@@ -71,15 +76,18 @@ def chain_for(alert: HelpAlert) -> list[HelpContact]:
     if alert.lead_resident:
         resident = db.session.get(Resident, alert.resident_id)
         if resident.phone:
-            # Not stored: a stand-in for the resident, so their attempts carry no contact id.
-            lead.append(HelpContact(id=None, resident_id=resident.id, position=0, name=resident.name,
-                                    phone=resident.phone, relation="family", channels="voice",
-                                    ring_seconds=30, wait_seconds=60))
+            lead.append(_resident_stand_in(resident))
     if alert.lead_contact_id:
         contact = db.session.get(HelpContact, alert.lead_contact_id)
         if contact is not None and channels_of(contact):
             lead.append(contact)
     return lead + chain_of(resident_id=alert.resident_id) + (_on_duty_staff(alert) if alert.lead_resident else [])
+
+
+def _resident_stand_in(resident: Resident) -> HelpContact:
+    # Not stored: a stand-in for the resident, so their attempts carry no contact id.
+    return HelpContact(id=None, resident_id=resident.id, position=0, name=resident.name, phone=resident.phone,
+                       relation="family", channels="voice", ring_seconds=30, wait_seconds=60)
 
 
 def _on_duty_staff(alert: HelpAlert) -> list[HelpContact]:
@@ -151,80 +159,300 @@ def advance(*, alert_id: int, round: int, step: int, now: datetime | None = None
 
 
 def _claim_attempts(alert_id: int, round_: int, step: int, contact: HelpContact) -> list[EscalationStep]:
-    rows = []
-    for channel in channels_of(contact):
-        address = contact.wechat_openid if channel == "wechat" else contact.phone
-        rows.append(EscalationStep(
-            alert_id=alert_id, round=round_, step=step, contact_id=contact.id, channel=channel,
-            to_address=address, status="pending",
-            short_code=f"{secrets.randbelow(9000) + 1000}" if channel == "sms" else None,
-        ))
+    rows = _attempt_rows(alert_id, round_, step, contact)
     db.session.add_all(rows)
     db.session.flush()
     return rows
 
 
+def _attempt_rows(alert_id: int, round_: int, step: int, contact: HelpContact) -> list[EscalationStep]:
+    return [EscalationStep(**values) for values in _attempt_values(alert_id, round_, step, contact)]
+
+
+def _attempt_values(alert_id: int, round_: int, step: int, contact: HelpContact) -> list[dict]:
+    rows = []
+    for channel in channels_of(contact):
+        address = contact.wechat_openid if channel == "wechat" else contact.phone
+        rows.append({"alert_id": alert_id, "round": round_, "step": step, "contact_id": contact.id, "channel": channel,
+                     "to_address": address, "status": "pending",
+                     "short_code": f"{secrets.randbelow(9000) + 1000}" if channel == "sms" else None})
+    return rows
+
+
+# --- a wave of new alerts (missed check-ins at their deadline): the first step of many at once ---------------
+
+def start_many(*, alert_ids: list[int], now: datetime | None = None) -> int:
+    """advance(round=1, step=0) for many new alerts together; returns how many this call moved.
+
+    The same guarantees as advance, batched: one compare-and-set `UPDATE ... WHERE round=1 AND step=0 RETURNING`
+    per due time moves the alerts, their attempts (pending) and timeline entries are written in that transaction,
+    and the calls are then handed out in chunks (`help.place_attempts`) so every worker dials a share of the wave,
+    each through place_attempt's pending -> dialing guard. An alert whose first contact is not simply its resident
+    or the first of its chain (a lead contact, on-duty staff only, nobody) takes the ordinary advance.
+    """
+    now = now or utcnow()
+    alerts = db.session.scalars(
+        select(HelpAlert).where(HelpAlert.id.in_(alert_ids), HelpAlert.status == "escalating",
+                                HelpAlert.round == 1, HelpAlert.step == 0)
+    ).all() if alert_ids else []
+    if not alerts:
+        db.session.rollback()
+        return 0
+    resident_ids = {a.resident_id for a in alerts}
+    people = {r.id: r for r in db.session.scalars(select(Resident).where(Resident.id.in_(resident_ids)))}
+    first_contacts: dict[int, HelpContact] = {}
+    for contact in db.session.scalars(
+            select(HelpContact).where(HelpContact.resident_id.in_(resident_ids), HelpContact.position > 0)
+            .order_by(HelpContact.resident_id, HelpContact.position)):
+        if contact.resident_id not in first_contacts and channels_of(contact):
+            first_contacts[contact.resident_id] = contact
+    one_by_one: list[int] = []
+    by_due: dict[datetime, list[tuple[HelpAlert, HelpContact]]] = {}
+    for alert in alerts:
+        contact = _first_of(alert, people[alert.resident_id], first_contacts.get(alert.resident_id))
+        if contact is None or alert.ticket_id is None:
+            one_by_one.append(alert.id)
+            continue
+        due = now + timedelta(seconds=contact.ring_seconds + contact.wait_seconds)
+        by_due.setdefault(due, []).append((alert, contact))
+    started: list[tuple[int, datetime]] = []
+    attempts: list[dict] = []
+    entries: list[tuple[int | None, str, dict]] = []
+    for due, pairs in by_due.items():
+        moved = set(db.session.scalars(
+            update(HelpAlert)
+            .where(HelpAlert.id.in_([a.id for a, _ in pairs]), HelpAlert.status == "escalating",
+                   HelpAlert.round == 1, HelpAlert.step == 0)
+            .values(round=1, step=1, step_due_at=due)
+            .returning(HelpAlert.id).execution_options(synchronize_session=False)
+        ).all())
+        for alert, contact in pairs:
+            if alert.id not in moved:
+                continue  # another mover took this one (its own job, the sweeper): it owns the step
+            rows = _attempt_values(alert.id, 1, 1, contact)
+            attempts += rows
+            entries += _step_entries(alert.ticket_id, 1, 1, contact, [a["channel"] for a in rows], False,
+                                     alarm_before=alert.alarm)
+            started.append((alert.id, due))
+    try:
+        attempt_ids = list(db.session.scalars(
+            insert(EscalationStep).returning(EscalationStep.id, sort_by_parameter_order=True), attempts).all()
+        ) if attempts else []
+        record_many(entries, now=now)
+        db.session.commit()
+    except IntegrityError:
+        # Only reachable if an attempt of some step (1, 1) exists already; let each alert's own move decide.
+        db.session.rollback()
+        log.warning("a wave of %s first steps met a claimed one; advancing them one by one", len(alerts))
+        one_by_one = [a for a in alert_ids]
+        started, attempt_ids = [], []
+    place_later(step_ids=attempt_ids, now=now)
+    for alert_id in one_by_one:
+        advance(alert_id=alert_id, round=1, step=0, now=now)
+    # The due moves as advance schedules them, queued together (the sweeper covers them if Redis is gone).
+    tasks.later_many("help.advance_alert", [(f"help-{alert_id}-1-1-due", due,
+                                             {"alert_id": alert_id, "round_": 1, "step": 1})
+                                            for alert_id, due in started])
+    started_ids = [alert_id for alert_id, _ in started]
+    if started_ids and not tasks.later("help.tell_residents", alert_ids=started_ids, key="received",
+                                       job_id=f"help-received-{started_ids[0]}-{len(started_ids)}"):
+        tell_residents(alert_ids=started_ids, key="received")
+    return len(started)
+
+
+def _first_of(alert: HelpAlert, resident: Resident, first_contact: HelpContact | None) -> HelpContact | None:
+    """chain_for(alert)[0] when it is the resident or their chain's first contact; None for the other cases."""
+    if alert.lead_resident and resident.phone:
+        return _resident_stand_in(resident)
+    if alert.lead_contact_id:
+        return None
+    return first_contact
+
+
+def tell_residents(*, alert_ids: list[int], key: str) -> int:
+    """The notice advance gives a resident when step (1, 1) starts, for a wave of alerts (once per alert and key)."""
+    from app.services.help.notices import tell_resident
+
+    return sum(1 for alert_id in alert_ids if tell_resident(alert_id=alert_id, body=texts.resident_received(), key=key))
+
+
+def place_later(*, step_ids: list[int], now: datetime | None = None) -> None:
+    """Hand claimed attempts to the workers in chunks (`help.place_attempts`); inline if Redis cannot take them."""
+    for start in range(0, len(step_ids), PLACE_CHUNK):
+        chunk = step_ids[start:start + PLACE_CHUNK]
+        if not tasks.later("help.place_attempts", step_ids=chunk, job_id=f"help-place-{chunk[0]}-{len(chunk)}"):
+            place_many(step_ids=chunk, now=now)
+
+
+def place_many(*, step_ids: list[int], now: datetime | None = None) -> int:
+    """place_attempt for each attempt, HELP_CALL_THREADS requests in flight (each is an HTTP request to the
+    provider); a step none of whose attempts went out moves on at once, as in advance. Returns how many went out."""
+    now = now or utcnow()
+    app = current_app._get_current_object()
+    dials = _dials(step_ids)
+
+    def place(dial: _Dial) -> bool:
+        with app.app_context():  # its own session: a thread never shares the caller's
+            try:
+                return _dial(dial, now)
+            except Exception:  # noqa: BLE001  the row stays pending or dialing; the sweeper sees to it
+                log.exception("help attempt %s could not be placed", dial.id)
+                return False
+
+    threads = min(setting("HELP_CALL_THREADS"), len(dials))
+    if threads <= 1:
+        placed = [place(d) for d in dials]
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="help-call") as pool:
+            placed = list(pool.map(place, dials))
+    _expedite_failed([d.id for d, ok in zip(dials, placed, strict=True) if not ok], now)
+    return sum(placed)
+
+
+def _dials(step_ids: list[int]) -> list[_Dial]:
+    """The pending attempts among `step_ids`, read together (attempts, alerts, residents, contacts: four queries)."""
+    attempts = db.session.scalars(select(EscalationStep).where(EscalationStep.id.in_(step_ids),
+                                                               EscalationStep.status == "pending")
+                                  .order_by(EscalationStep.id)).all() if step_ids else []
+    alerts = {a.id: a for a in db.session.scalars(
+        select(HelpAlert).where(HelpAlert.id.in_({a.alert_id for a in attempts})))} if attempts else {}
+    people = {r.id: r for r in db.session.scalars(
+        select(Resident).where(Resident.id.in_({a.resident_id for a in alerts.values()})))} if alerts else {}
+    contact_ids = {a.contact_id for a in attempts if a.contact_id}
+    contacts = {c.id: c for c in db.session.scalars(
+        select(HelpContact).where(HelpContact.id.in_(contact_ids)))} if contact_ids else {}
+    dials = [_dial_of(a, alerts[a.alert_id], people[alerts[a.alert_id].resident_id], contacts.get(a.contact_id))
+             for a in attempts]
+    db.session.rollback()  # end the read before the claims, each in its own thread's session
+    return dials
+
+
+def _expedite_failed(step_ids: list[int], now: datetime) -> None:
+    """Steps whose every attempt failed outright: nobody is ringing, so waiting helps no one (as in advance)."""
+    if not step_ids:
+        return
+    steps = {(alert_id, round_, step) for alert_id, round_, step in db.session.execute(
+        select(EscalationStep.alert_id, EscalationStep.round, EscalationStep.step)
+        .where(EscalationStep.id.in_(step_ids), EscalationStep.status == "send_failed")).all()}
+    for alert_id, round_, step in sorted(steps):
+        statuses = db.session.scalars(select(EscalationStep.status).where(
+            EscalationStep.alert_id == alert_id, EscalationStep.round == round_, EscalationStep.step == step)).all()
+        if all(status == "send_failed" for status in statuses):
+            expedite(alert_id=alert_id, round=round_, step=step, now=now)
+
+
 def _record_step(ticket_id, round_, step, contact, attempts, ran_out, *, alarm_before: bool) -> None:
+    for _, body, data in _step_entries(ticket_id, round_, step, contact, [a.channel for a in attempts], ran_out,
+                                       alarm_before=alarm_before):
+        record(ticket_id, body, data=data)
+
+
+def _step_entries(ticket_id, round_, step, contact, channels: list[str], ran_out, *,
+                  alarm_before: bool) -> list[tuple[int | None, str, dict]]:
+    """The timeline entries of a step: (ticket id, body, data) each."""
     if contact is None:
         if not alarm_before:
-            record(ticket_id, "求助链中没有可联系的人，已在值班台报警", data={"round": round_, "alarm": True})
-        return
+            return [(ticket_id, "求助链中没有可联系的人，已在值班台报警", {"round": round_, "alarm": True})]
+        return []
+    entries = []
     if ran_out:
-        record(ticket_id, f"求助链已走完无人接受，第{round_}轮从头开始，值班台报警",
-               data={"round": round_, "alarm": True})
-    channels = "、".join(CHANNEL_NAMES[a.channel] for a in attempts)
-    record(ticket_id, f"第{round_}轮第{step}步：联系{contact.name}（{channels}）",
-           data={"round": round_, "step": step, "contact_id": contact.id, "channels": [a.channel for a in attempts]})
+        entries.append((ticket_id, f"求助链已走完无人接受，第{round_}轮从头开始，值班台报警",
+                        {"round": round_, "alarm": True}))
+    names = "、".join(CHANNEL_NAMES[c] for c in channels)
+    entries.append((ticket_id, f"第{round_}轮第{step}步：联系{contact.name}（{names}）",
+                    {"round": round_, "step": step, "contact_id": contact.id, "channels": channels}))
+    return entries
+
+
+@dataclass(frozen=True)
+class _Dial:
+    """What handing one attempt to its provider needs, read before the claim: the claim, the request and the
+    outcome then hold no ORM state, so a wave's attempts go out from threads with one statement each side."""
+
+    id: int
+    alert_id: int
+    ticket_id: int | None
+    channel: str
+    to_address: str
+    text: str  # the call's speech, the SMS body or the WeChat text
+    sms: texts.Sms | None
+    ring_seconds: int
+
+
+def _dial_of(attempt: EscalationStep, alert: HelpAlert, resident: Resident, contact: HelpContact | None) -> _Dial:
+    sms = texts.request_sms(resident, attempt.short_code) if attempt.channel == "sms" else None
+    text = (texts.wechat_request(resident) if attempt.channel == "wechat"
+            else texts.call_speech(resident) if attempt.channel == "voice" else sms.body)
+    return _Dial(id=attempt.id, alert_id=attempt.alert_id, ticket_id=alert.ticket_id, channel=attempt.channel,
+                 to_address=attempt.to_address, text=text, sms=sms,
+                 ring_seconds=contact.ring_seconds if contact else 30)
 
 
 def place_attempt(*, step_id: int, now: datetime | None = None) -> bool:
     """Hand one claimed attempt to its transport; True if it went out. Never sends the same attempt twice."""
     now = now or utcnow()
-    claimed = db.session.execute(
-        update(EscalationStep).where(EscalationStep.id == step_id, EscalationStep.status == "pending")
-        .values(status="dialing", updated_at=now).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
-        return False
     attempt = db.session.get(EscalationStep, step_id)
-    alert = db.session.get(HelpAlert, attempt.alert_id)
-    if alert.status != "escalating" or (alert.round, alert.step) != (attempt.round, attempt.step):
-        attempt.status = "skipped"  # the alert moved on (accepted, resolved, next step) before we got here
-        db.session.commit()
+    if attempt is None or attempt.status != "pending":  # a shortcut only: the claim in _dial is the guard
+        db.session.rollback()
         return False
-    resident = db.session.get(Resident, alert.resident_id)
+    alert = db.session.get(HelpAlert, attempt.alert_id)
+    contact = db.session.get(HelpContact, attempt.contact_id) if attempt.contact_id else None
+    dial = _dial_of(attempt, alert, db.session.get(Resident, alert.resident_id), contact)
+    return _dial(dial, now)
+
+
+def _dial(dial: _Dial, now: datetime) -> bool:
+    """Claim the attempt (pending -> dialing, committed before any request), send it, record how it went."""
+    provider = None if dial.channel == "wechat" else transports.telephony_for(dial.to_address)
+    claimed = db.session.scalar(_CLAIM, {"attempt_id": dial.id, "provider": provider.name if provider else None,
+                                         "now": now})
+    db.session.commit()
+    if claimed != "dialing":
+        return False
     try:
-        attempt.external_sid = _send(attempt, resident)
-        attempt.status = "placed" if attempt.channel == "voice" else "sent"
+        sid = _send(dial, provider)
+        outcome, error = ("placed" if dial.channel == "voice" else "sent"), None
     except Exception as exc:  # noqa: BLE001  any failure of any transport: record it, the chain goes on
-        log.warning("help attempt %s (%s) failed: %s", step_id, attempt.channel, exc)
-        attempt.status = "send_failed"
-        attempt.last_error = str(exc)[:500]
-        record(alert.ticket_id, f"{CHANNEL_NAMES[attempt.channel]}联系失败：{str(exc)[:100]}",
-               data={"attempt_id": attempt.id, "channel": attempt.channel, "error": str(exc)[:200]})
-    attempt.updated_at = utcnow()
+        log.warning("help attempt %s (%s) failed: %s", dial.id, dial.channel, exc)
+        sid, outcome, error = None, "send_failed", str(exc)[:500]
+        record(dial.ticket_id, f"{CHANNEL_NAMES[dial.channel]}联系失败：{str(exc)[:100]}",
+               data={"attempt_id": dial.id, "channel": dial.channel, "error": str(exc)[:200]})
+    db.session.execute(_OUTCOME, {"attempt_id": dial.id, "outcome": outcome, "sid": sid, "error": error,
+                                  "at": utcnow()})
     db.session.commit()
-    return attempt.status in ("placed", "sent")
+    return outcome != "send_failed"
 
 
-def _send(attempt: EscalationStep, resident: Resident) -> str | None:
-    if attempt.channel == "wechat":
-        transports.get().wechat.send_text(attempt.to_address, texts.wechat_request(resident))
+# Built once (a wave runs them thousands of times): the statements of _dial, on the table itself.
+_STEPS, _ALERTS = EscalationStep.__table__, HelpAlert.__table__
+_CURRENT = exists().where(_ALERTS.c.id == _STEPS.c.alert_id, _ALERTS.c.status == "escalating",
+                          _ALERTS.c.round == _STEPS.c.round, _ALERTS.c.step == _STEPS.c.step)
+# The claim, and `skipped` if the alert moved on (accepted, resolved, next step) before we got here, in one
+# statement. Who carries the attempt is written with the claim: a row left `dialing` by a dead worker still says
+# who may hold the call.
+_CLAIM = (update(_STEPS).where(_STEPS.c.id == bindparam("attempt_id"), _STEPS.c.status == "pending")
+          .values(status=case((_CURRENT, "dialing"), else_="skipped"),
+                  provider=case((_CURRENT, bindparam("provider", type_=String)), else_=None),
+                  updated_at=bindparam("now", type_=_STEPS.c.updated_at.type))
+          .returning(_STEPS.c.status))
+# A status callback can beat this write: its status stands, and it may have stored the sid already.
+_OUTCOME = (update(_STEPS).where(_STEPS.c.id == bindparam("attempt_id"))
+            .values(status=case((_STEPS.c.status == "dialing", bindparam("outcome", type_=String)),
+                                else_=_STEPS.c.status),
+                    external_sid=func.coalesce(_STEPS.c.external_sid, bindparam("sid", type_=String)),
+                    last_error=bindparam("error", type_=Text), updated_at=bindparam("at", type_=_STEPS.c.updated_at.type)))
+
+
+def _send(dial: _Dial, provider) -> str | None:
+    if dial.channel == "wechat":
+        transports.get().wechat.send_text(dial.to_address, dial.text)
         return None
-    provider = transports.telephony_for(attempt.to_address)
-    # Committed before the request: a row left `dialing` by a dead worker still says who may hold the call.
-    attempt.provider = provider.name
-    db.session.commit()
-    if attempt.channel == "voice":
-        base = f"{setting('PUBLIC_BASE_URL').rstrip('/')}/voice/alerts/{attempt.alert_id}/steps/{attempt.id}"
-        contact = db.session.get(HelpContact, attempt.contact_id) if attempt.contact_id else None
-        return provider.place_call(KeyPressCall(
-            to=attempt.to_address, callback_base=base, ref=call_ref(attempt.id), speech=texts.call_speech(resident),
-            ring_seconds=contact.ring_seconds if contact else 30))
-    sms = texts.request_sms(resident, attempt.short_code)
-    return provider.send_text(TextMessage(to=attempt.to_address, body=sms.body, template=sms.template,
-                                          params=sms.params))
+    if dial.channel == "voice":
+        base = f"{setting('PUBLIC_BASE_URL').rstrip('/')}/voice/alerts/{dial.alert_id}/steps/{dial.id}"
+        return provider.place_call(KeyPressCall(to=dial.to_address, callback_base=base, ref=call_ref(dial.id),
+                                                speech=dial.text, ring_seconds=dial.ring_seconds))
+    return provider.send_text(TextMessage(to=dial.to_address, body=dial.sms.body, template=dial.sms.template,
+                                          params=dial.sms.params))
 
 
 def expedite(*, alert_id: int, round: int, step: int, now: datetime | None = None) -> bool:  # noqa: A002
@@ -237,19 +465,26 @@ def expedite(*, alert_id: int, round: int, step: int, now: datetime | None = Non
     alert = db.session.get(HelpAlert, alert_id)
     if alert is None:
         return False
-    # The last step of a round is cut short only to ROUND_PAUSE: a chain whose every call fails at once (a
-    # provider outage) then goes round once per pause instead of as fast as the workers can dial.
-    last_of_round = step >= len(chain_for(alert))
-    due = now + ROUND_PAUSE if last_of_round else now
+    chain = chain_for(alert)
+    last_of_round = 0 < len(chain) <= step  # the chain may have shrunk since the step began
+    due = now
+    if last_of_round and alert.step_due_at is not None:
+        # A new round starts no sooner than ROUND_PAUSE after the last step began: a chain whose every call
+        # fails at once (a provider outage) then goes round once per pause instead of as fast as the workers
+        # can dial; a call that rang out unanswered has taken longer than that already.
+        contact = chain[-1]
+        began = alert.step_due_at - timedelta(seconds=contact.ring_seconds + contact.wait_seconds)
+        due = max(now, began + ROUND_PAUSE)
     changed = db.session.execute(
         update(HelpAlert)
         .where(HelpAlert.id == alert_id, HelpAlert.status == "escalating", HelpAlert.round == round,
                HelpAlert.step == step, HelpAlert.step_due_at > due)
-        .values(step_due_at=due).execution_options(synchronize_session=False)
+        # Nobody left in this round can accept: the board's alarm goes on now, not when the next round starts.
+        .values(step_due_at=due, alarm=HelpAlert.alarm | last_of_round).execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     if changed:
-        _schedule(alert_id, round, step, due if last_of_round else None, "now")
+        _schedule(alert_id, round, step, due if due > now else None, "now")
     return bool(changed)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from app.core.extensions import db
 from app.models import HelpAlert, Resident
+from app.models.base import utcnow
 from app.services import residents, tickets
 from app.services.help import texts
 
@@ -32,3 +33,9 @@ def record(ticket_id: int | None, body: str, *, data: dict | None = None, staff_
     """Add a timeline entry to the session; the caller's commit writes it with the change it describes."""
     if ticket_id is not None:
         tickets.add_event(ticket_id=ticket_id, kind=kind, body=body, data=data, staff_id=staff_id, commit=False)
+
+
+def record_many(entries: list[tuple[int | None, str, dict | None]], *, now=None) -> None:
+    """record() for many (ticket id, body, data) at once: one statement; the caller's commit writes them."""
+    tickets.add_events(events=[{"ticket_id": t, "kind": "alert_step", "body": body, "data": data,
+                                "created_at": now or utcnow()} for t, body, data in entries if t is not None])

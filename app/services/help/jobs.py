@@ -11,6 +11,18 @@ def advance_alert(alert_id: int, round_: int, step: int) -> bool:
     return escalation.advance(alert_id=alert_id, round=round_, step=step)
 
 
+@job("help.place_attempts", queue="escalation")
+def place_attempts(step_ids: list[int]) -> int:
+    """A chunk of a wave's claimed attempts (escalation.start_many); each goes out once, whoever runs it."""
+    return escalation.place_many(step_ids=step_ids)
+
+
+@job("help.tell_residents", queue="outbound")
+def tell_residents(alert_ids: list[int], key: str) -> int:
+    """A wave's notices to the residents (outbound: never ahead of a call)."""
+    return escalation.tell_residents(alert_ids=alert_ids, key=key)
+
+
 @job("help.sweep_alerts", queue="escalation", every=15)
 def sweep_help_alerts() -> dict:
     """The safety net: lost jobs, a dead worker or a flushed Redis delay an alert by one period at most."""

@@ -9,6 +9,7 @@ from app.services.tickets.lifecycle import (
     STATUS_LABELS,
     VIEWS,
     add_event,
+    add_events,
     add_note,
     assign,
     awaiting_reply,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
@@ -84,22 +84,29 @@ def open_tickets(*, tickets: list[dict], source: str, priority: str = "normal", 
                  now: datetime | None = None) -> list[int]:
     """Open many tickets without a conversation at once (each dict: street_id, subject, resident_id, body).
 
-    Added to the session and flushed, not committed: the caller commits them with the rows they belong to.
+    Written in the session's transaction, not committed: the caller commits them with the rows they belong to.
     Returns the ids in the order given.
     """
+    if not tickets:
+        return []
     now = now or utcnow()
     first_due, resolution_due = due_times(priority=priority, since=now)
-    rows = [Ticket(street_id=t["street_id"], source=source, subject=t["subject"][:200], priority=priority,
-                   category=category, resident_id=t.get("resident_id"), status="open",
-                   first_response_due_at=first_due, resolution_due_at=resolution_due, created_at=now)
-            for t in tickets]
-    db.session.add_all(rows)
-    db.session.flush()
-    db.session.add_all([TicketEvent(ticket_id=row.id, kind="status", body=t.get("body", ""),
-                                    data={"to": "open", "source": source}, created_at=now)
-                        for row, t in zip(rows, tickets, strict=True)])
-    db.session.flush()
-    return [row.id for row in rows]
+    ids = db.session.scalars(
+        insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True),
+        [{"street_id": t["street_id"], "source": source, "subject": t["subject"][:200], "priority": priority,
+          "category": category, "resident_id": t.get("resident_id"), "status": "open",
+          "first_response_due_at": first_due, "resolution_due_at": resolution_due, "created_at": now}
+         for t in tickets]).all()
+    add_events(events=[{"ticket_id": i, "kind": "status", "body": t.get("body", ""),
+                        "data": {"to": "open", "source": source}, "created_at": now}
+                       for i, t in zip(ids, tickets, strict=True)])
+    return list(ids)
+
+
+def add_events(*, events: list[dict]) -> None:
+    """Append many timeline entries at once (dicts of ticket_id, kind, body, data, created_at); not committed."""
+    if events:
+        db.session.execute(insert(TicketEvent), [{"staff_id": None, **e} for e in events])
 
 
 def holds_message(*, ticket_id: int, message_id: int) -> bool:

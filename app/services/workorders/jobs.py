@@ -4,6 +4,7 @@ from __future__ import annotations
 from app.core.tasks import job
 from app.services.workorders import duplicates, followup, timers
 
+
 @job("workorders.sweep_timers", every=60)
 def sweep_timers() -> int:
     return len(timers.sweep())
