@@ -18,8 +18,9 @@ from tests.factories import DepartmentFactory, DoctorFactory, SlotFactory
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def tomorrow():
-    return datetime.now(SHANGHAI).date() + timedelta(days=1)
+def day_after_tomorrow():
+    # Not tomorrow: cancelling tomorrow's seat (which frees it for the waitlist) closes at 15:00 today.
+    return datetime.now(SHANGHAI).date() + timedelta(days=2)
 
 
 def holds_of(resident_id: int) -> list[SlotHold]:
@@ -30,10 +31,10 @@ def holds_of(resident_id: int) -> list[SlotHold]:
 def test_the_picked_slot_is_held_then_confirmed(bot_stack, committed):
     department = DepartmentFactory(name="内科")
     slot = SlotFactory(doctor=DoctorFactory(department=department, name="赵医生"), department=department,
-                       day=tomorrow(), at=clock(9, 0), capacity=1)
+                       day=day_after_tomorrow(), at=clock(9, 0), capacity=1)
     resident = resident_on_wechat("o_bot_hold")
 
-    say(bot_stack, "o_bot_hold", "我要挂明天的内科")
+    say(bot_stack, "o_bot_hold", "我要挂后天的内科")
     asked = say(bot_stack, "o_bot_hold", "1")
     assert "保留5分钟" in asked and "确认" in asked
     [hold] = holds_of(resident.id)
@@ -49,10 +50,10 @@ def test_the_picked_slot_is_held_then_confirmed(bot_stack, committed):
 def test_a_hold_that_ran_out_is_refused_at_confirmation(bot_stack, committed):
     department = DepartmentFactory(name="内科")
     SlotFactory(doctor=DoctorFactory(department=department, name="赵医生"), department=department,
-                day=tomorrow(), at=clock(9, 0), capacity=1)
+                day=day_after_tomorrow(), at=clock(9, 0), capacity=1)
     resident = resident_on_wechat("o_bot_hold_expired")
 
-    say(bot_stack, "o_bot_hold_expired", "我要挂明天的内科")
+    say(bot_stack, "o_bot_hold_expired", "我要挂后天的内科")
     say(bot_stack, "o_bot_hold_expired", "1")
     # The resident waited too long: the hold's time is over (what the clock would do).
     db.session.execute(update(SlotHold).where(SlotHold.resident_id == resident.id)
@@ -68,19 +69,19 @@ def test_a_hold_that_ran_out_is_refused_at_confirmation(bot_stack, committed):
 def test_a_full_day_offers_the_waitlist_and_a_freed_seat_is_accepted_in_the_chat(bot_stack, committed):
     department = DepartmentFactory(name="内科")
     slot = SlotFactory(doctor=DoctorFactory(department=department, name="赵医生"), department=department,
-                       day=tomorrow(), at=clock(9, 0), capacity=1)
+                       day=day_after_tomorrow(), at=clock(9, 0), capacity=1)
     other = resident_on_wechat("o_bot_other")
     taken = booking.book_slot(resident_id=other.id, slot_id=slot.id)
     resident = resident_on_wechat("o_bot_waitlist")
 
-    assert "要排队等候吗" in say(bot_stack, "o_bot_waitlist", "我要挂明天的内科")
+    assert "要排队等候吗" in say(bot_stack, "o_bot_waitlist", "我要挂后天的内科")
     assert "排第1位" in say(bot_stack, "o_bot_waitlist", "好")
     db.session.expire_all()
     [entry] = db.session.scalars(select(WaitlistEntry).where(WaitlistEntry.resident_id == resident.id)).all()
     assert entry.status == "waiting"
 
     # Joining twice is answered, not an error, and adds nobody.
-    say(bot_stack, "o_bot_waitlist", "我要挂明天的内科")
+    say(bot_stack, "o_bot_waitlist", "我要挂后天的内科")
     assert "已经在排" in say(bot_stack, "o_bot_waitlist", "好")
     assert "排第1位" in say(bot_stack, "o_bot_waitlist", "我排到第几了")
     db.session.expire_all()
@@ -100,11 +101,11 @@ def test_a_full_day_offers_the_waitlist_and_a_freed_seat_is_accepted_in_the_chat
 def test_accepting_a_lapsed_offer_is_refused(bot_stack, committed):
     department = DepartmentFactory(name="内科")
     slot = SlotFactory(doctor=DoctorFactory(department=department, name="赵医生"), department=department,
-                       day=tomorrow(), at=clock(9, 0), capacity=1)
+                       day=day_after_tomorrow(), at=clock(9, 0), capacity=1)
     other = resident_on_wechat("o_bot_other2")
     taken = booking.book_slot(resident_id=other.id, slot_id=slot.id)
     resident = resident_on_wechat("o_bot_lapsed")
-    say(bot_stack, "o_bot_lapsed", "我要挂明天的内科")
+    say(bot_stack, "o_bot_lapsed", "我要挂后天的内科")
     say(bot_stack, "o_bot_lapsed", "好")
     booking.cancel_appointment(resident_id=other.id, appointment_id=taken.id)
     db.session.execute(update(SlotHold).where(SlotHold.resident_id == resident.id, SlotHold.kind == "offer")
