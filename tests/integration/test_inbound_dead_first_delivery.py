@@ -1,16 +1,34 @@
-"""A web node killed (kill -9) after claiming a message in Redis and before storing it: the claim stays "running" and
-nobody holds the message. WeChat's retry, reaching another node, must store and answer it, once (found by the
-cluster harness, tests/cluster/: a WeChat message lost when web1 was killed under traffic)."""
+"""A web node killed (kill -9) in the middle of a message's first delivery: the claim stays "running".
+
+Killed before storing the message, nobody holds it: WeChat's retry, reaching another node, must store and answer it,
+once (found by the cluster harness, tests/cluster/: a WeChat message lost when web1 was killed under traffic).
+Killed after storing it, while waiting for the bot (issue #20): the claim names the dead process, so a retry takes the
+turn over once that process's liveness key is gone, and only one retry can; a claim whose process lives is never
+taken over. An SMS has no retry: its message, marked when stored, is handed to staff by the late-answer sweeper."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
 
 from sqlalchemy import select
+from twilio.request_validator import RequestValidator
 
 from app.core.extensions import db
 from app.core.redis_client import get_redis
-from app.models import Message
+from app.models import Message, OutboundMessage, Ticket
+from app.models.base import utcnow
+from app.services import conversations
+from app.services.conversations.dedup import DEDUP_TTL
+from app.services.conversations.liveness import LIVENESS_TTL, alive_key
+from tests.conftest import TEST_SETTINGS, server_env
 from tests.helpers.wechat import plain_query, text_xml
+from tests.reliability.support import signed_wechat_query, wait_until
+from tests.servers import healthy, start_gunicorn
 
 OPENID = "oKilledFirstDelivery01"
 
@@ -55,3 +73,171 @@ def test_a_retry_while_the_first_delivery_is_alive_and_stored_still_makes_no_sec
     retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "居住证", 93003), content_type="text/xml")
     assert retry.get_data(as_text=True) == "success"
     assert texts("in") == ["居住证"] and len(rasa.turns) == 1
+
+
+# --- killed after storing the message (issue #20) --------------------------------------------------------------
+
+TWILIO_TOKEN = "dead-first-delivery-twilio-token"
+PHONE = "+8613900002020"
+
+
+def guard_of(channel: str, external_id) -> str:
+    return (get_redis().get(f"linli:inbound:{channel}:{external_id}") or b"").decode()
+
+
+def looks_old(channel: str, external_id) -> None:
+    """Age a claim past LIVENESS_TTL (its age is read from its TTL), as if its delivery had run that long."""
+    get_redis().expire(f"linli:inbound:{channel}:{external_id}", DEDUP_TTL - LIVENESS_TTL - 1)
+
+
+def serve_and_kill_mid_turn(app, rasa, post) -> None:
+    """Serve the app under gunicorn (sync workers), `post` a first delivery to it, and kill the process group with
+    SIGKILL while the delivery waits for the bot with its message stored."""
+    rasa.delay = 30.0  # an answer that would come long after the kill
+    # Budgets far above the time to the kill: the first delivery is still waiting for the bot within them.
+    env = server_env(app, RASA_URL=rasa.url, WECHAT_REPLY_BUDGET="20", SMS_BOT_WAIT="20", BOT_TIMEOUT="30",
+                     TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    proc, port = start_gunicorn("production", env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
+        first = threading.Thread(target=post, args=(base,), daemon=True)
+        first.start()
+        wait_until(lambda: rasa.turns and texts("in"), what="the message stored and the bot asked")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def post_quietly(request: Request) -> None:
+    try:
+        urlopen(request, timeout=60).read()
+    except OSError:
+        pass  # the connection dies with the process
+
+
+def test_a_message_whose_node_died_waiting_for_the_bot_is_answered_once_by_one_of_two_retries(
+        app, web, rasa, street):
+    def first_delivery(base):
+        post_quietly(Request(base + "/wechat?" + signed_wechat_query(), data=text_xml(OPENID, "我要挂号", 93101).encode(),
+                             headers={"Content-Type": "text/xml"}))
+
+    serve_and_kill_mid_turn(app, rasa, first_delivery)
+    claim = guard_of("wechat", 93101)
+    assert claim.startswith("running:") and texts("out") == []
+    dead = claim[len("running:"):]
+    # The dead process's key lapses within LIVENESS_TTL of its last refresh; until then it counts as alive.
+    wait_until(lambda: not get_redis().exists(alive_key(dead)), timeout=3 * LIVENESS_TTL, what="the liveness lapsed")
+
+    rasa.delay = 0.0
+    query = plain_query()
+
+    def retry(_):
+        return app.test_client().post("/wechat?" + query, data=text_xml(OPENID, "我要挂号", 93101).encode(),
+                                      content_type="text/xml").get_data(as_text=True)
+
+    with ThreadPoolExecutor(2) as pool:
+        bodies = list(pool.map(retry, range(2)))
+    assert len(rasa.turns) == 2  # the dead delivery's question, and the one retry that took the turn over
+    assert texts("in") == ["我要挂号"] and texts("out") == ["收到：我要挂号"]
+    assert all("收到：我要挂号" in body or body == "success" for body in bodies), bodies
+    assert guard_of("wechat", 93101) == "passive:收到：我要挂号"
+    # Answered in the HTTP response: no row for the sweeper to find, no apology an hour later.
+    assert conversations.hand_over_lost_late_answers(now=utcnow() + timedelta(hours=1)) == 0
+    assert not db.session.scalars(select(OutboundMessage)).all() and not db.session.scalars(select(Ticket)).all()
+
+
+def test_only_one_of_two_retries_takes_over_the_turn_of_a_dead_process(app, web, rasa, street):
+    with app.app_context():
+        get_redis().set("linli:inbound:wechat:93102", "running:host-gone:4242:dead", ex=DEDUP_TTL)
+        looks_old("wechat", 93102)
+    rasa.delay = 0.3  # both retries meet while the winner waits for the bot
+    query = plain_query()
+
+    def retry(_):
+        return app.test_client().post("/wechat?" + query, data=text_xml(OPENID, "低保", 93102),
+                                      content_type="text/xml").get_data(as_text=True)
+
+    with ThreadPoolExecutor(2) as pool:
+        bodies = list(pool.map(retry, range(2)))
+    assert len(rasa.turns) == 1
+    assert texts("in") == ["低保"] and texts("out") == ["收到：低保"]
+    assert all("收到：低保" in body for body in bodies), bodies  # the loser answers with the winner's reply
+
+
+def test_a_live_process_is_not_taken_over_however_old_its_claim(app, web, slow_bot, street):
+    # The first delivery misses its budget and waits for the bot's late answer in this process, which is alive.
+    first = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "居住证", 93103), content_type="text/xml")
+    assert first.get_data(as_text=True) == "success"
+    with app.app_context():
+        claim = guard_of("wechat", 93103)
+        assert claim.startswith("running:")
+        # This process's heartbeat (this test began with Redis flushed) has refreshed its key since.
+        wait_until(lambda: get_redis().exists(alive_key(claim[len("running:"):])), what="this process's key")
+        looks_old("wechat", 93103)
+    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "居住证", 93103), content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+    wait_until(lambda: db.session.scalars(select(OutboundMessage.body)).all(), what="the late answer queued")
+    db.session.expire_all()
+    assert db.session.scalars(select(OutboundMessage.body)).all() == ["请选择科室"]
+    assert len(slow_bot.turns) == 1 and texts("in") == ["居住证"]
+
+
+def test_a_retry_after_the_dead_process_queued_its_answer_asks_the_bot_nothing(app, web, rasa, street):
+    # The first delivery queued its reply in the outbox, then died before its claim said so.
+    web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "社保", 93104), content_type="text/xml")
+    with app.app_context():
+        message_id = db.session.scalar(select(Message.id).where(Message.external_id == "93104"))
+        conversation_id = db.session.scalar(select(Message.conversation_id).where(Message.id == message_id))
+        db.session.add(OutboundMessage(conversation_id=conversation_id, channel="wechat", to_address=OPENID,
+                                       body="收到：社保", dedup_key=f"turn:{message_id}:0"))
+        db.session.commit()
+        get_redis().set("linli:inbound:wechat:93104", "running:host-gone:4243:dead", ex=DEDUP_TTL)
+        looks_old("wechat", 93104)
+    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "社保", 93104), content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+    assert len(rasa.turns) == 1 and guard_of("wechat", 93104) == "outbox"
+
+
+def test_an_sms_whose_node_died_waiting_for_the_bot_is_handed_to_staff_once(app, web, rasa, street):
+    params = {"MessageSid": "SM93105", "SmsSid": "SM93105", "AccountSid": "AC1", "From": PHONE,
+              "To": "+15005550006", "Body": "我要挂号", "NumSegments": "1"}
+
+    def first_delivery(base):
+        signature = RequestValidator(TWILIO_TOKEN).compute_signature(TEST_SETTINGS["PUBLIC_BASE_URL"] + "/sms", params)
+        post_quietly(Request(base + "/sms", data=urlencode(params).encode(), headers={
+            "X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}))
+
+    serve_and_kill_mid_turn(app, rasa, first_delivery)
+    db.session.expire_all()
+    message = db.session.scalar(select(Message).where(Message.external_id == "SM93105"))
+    assert message.late_answer_due_at is not None  # marked by the INSERT that stored it
+    assert conversations.hand_over_lost_late_answers() == 0  # not overdue yet
+
+    later = utcnow() + conversations.LATE_ANSWER_GRACE + timedelta(seconds=1)
+    assert conversations.hand_over_lost_late_answers(now=later) == 1
+    assert conversations.hand_over_lost_late_answers(now=later) == 0
+    rows = db.session.scalars(select(OutboundMessage)).all()
+    assert [(r.channel, r.to_address, r.body, r.dedup_key) for r in rows] == [
+        ("sms", PHONE, conversations.APOLOGY, f"turn:{message.id}:0")]
+    assert db.session.scalar(select(Ticket.conversation_id)) == message.conversation_id
+    assert len(rasa.turns) == 1
+
+
+def test_answered_sms_lose_their_mark_so_the_sweeper_apologises_for_none(app, web, rasa, street, monkeypatch):
+    monkeypatch.setitem(app.config, "TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    rasa.reply = lambda sender, text: [] if text == "好的" else [{"text": f"收到：{text}"}]
+
+    def sms(sid: str, body: str) -> None:
+        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC1", "From": PHONE, "To": "+15005550006",
+                  "Body": body, "NumSegments": "1"}
+        signature = RequestValidator(TWILIO_TOKEN).compute_signature(TEST_SETTINGS["PUBLIC_BASE_URL"] + "/sms", params)
+        assert web.post("/sms", data=params, headers={"X-Twilio-Signature": signature}).status_code == 200
+
+    sms("SM93106", "你好")  # answered through the outbox
+    sms("SM93107", "好的")  # the bot says nothing: nothing to send, and nothing to apologise for
+    db.session.expire_all()
+    assert db.session.scalars(select(Message.late_answer_due_at).where(Message.direction == "in")).all() == [None] * 2
+    assert conversations.hand_over_lost_late_answers(now=utcnow() + timedelta(hours=1)) == 0
+    assert db.session.scalars(select(OutboundMessage.body)).all() == ["收到：你好"]
+    assert not db.session.scalars(select(Ticket)).all()

@@ -23,27 +23,30 @@ from app.core import transports
 from app.core.config import setting
 from app.core.extensions import db, limiter
 from app.core.redis_client import get_redis
-from app.models import Conversation, Resident
+from app.models import Conversation, OutboundMessage, Resident
 from app.models.base import utcnow
 from app.services import care, tickets, workorders
 from app.services import help as help_service
 from app.services.conversations import bot_wait, fast_commit, phone_link, senders, wechat_menu
 from app.services.conversations.dedup import DUPLICATE_WAIT, InboundGuard
-from app.services.conversations.late_answers import LATE_ANSWER_GRACE, finish_late
+from app.services.conversations.late_answers import LATE_ANSWER_GRACE, finish_late, mark_answer_queued
 from app.services.conversations.replies import (
     CONVERSATIONS,
     MARK_LATE_ANSWER,
+    MARKED_WHEN_STORED,
     MESSAGES,
     RESIDENTS,
     TOUCH_CONVERSATION,
     Outcome,
     Turn,
     answer_of,
+    dedup_key,
     deliver,
     replies_of,
 )
 
 log = logging.getLogger(__name__)
+OUTBOUND = OutboundMessage.__table__
 
 # conversations.last_inbound_at is rewritten only when older than this: one UPDATE fewer per message of a chat.
 LAST_INBOUND_PRECISION = timedelta(minutes=10)
@@ -75,20 +78,25 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
         taking_over = True
     else:
         first = guard.outcome_of_first(wait=min(budget or 0.0, DUPLICATE_WAIT))
-        if first.passive_text is not None or not guard.still_running():
+        if first is None:
+            # The first delivery's process died mid-turn (kill -9, say, while it waited for the bot): this retry
+            # answers the message, and only this one (a compare-and-set on the guard). Its turn is stored or not.
+            taking_over = True
+        elif first.passive_text is not None or not guard.still_running():
             return first
-        # Still "running": the first delivery may be alive, or its node was killed before it stored the message
-        # (tests/cluster/). Storing decides: the unique row lets one delivery through, and a message already
-        # stored stays its first delivery's to answer.
-        taking_over, unclaimed = False, True
+        else:
+            # Still "running" and its process alive (or its claim names none, or is too young to tell): storing
+            # decides. The unique row lets one delivery through, and a message already stored stays its first
+            # delivery's to answer.
+            taking_over, unclaimed = False, True
     message = dict(channel=channel, external_id=external_id, address=address, text=text, kind=kind)
     outcome = None
     with fast_commit.connect() as conn:
         try:
             turn = _taken_over_turn(conn, **message) if taking_over else _store(conn, **message)
-        except _Duplicate:  # Redis forgot (restart, flush) but the row remembers
+        except _Duplicate:  # Redis forgot (restart, flush), or a retry stored it first, but the row remembers
             if not unclaimed:
-                guard.finish("done")
+                guard.finish_if_mine("done")  # not over a retry's own claim: that one answers
             return Outcome(duplicate=True)
         except BaseException:
             if taking_over:
@@ -96,6 +104,12 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
             elif not unclaimed:
                 guard.release()  # nothing stored: the channel's retry may try again
             raise
+        if unclaimed:
+            guard.own()  # stored by this delivery: the turn is this process's, and so is the claim
+        if taking_over and _answer_queued(conn, turn):
+            # The delivery before queued its answer, then died before saying so: answered once already.
+            guard.finish("outbox")
+            return Outcome(duplicate=True)
         try:
             replies = _answer_without_bot(turn)
             if replies is not None:
@@ -105,6 +119,10 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
             if outcome.needs_flush:
                 # Before the guard says the turn is over: a retry must find the message.
                 _make_durable(turn, late=outcome.pending is not None)
+            if taking_over and outcome.pending is None:
+                # The turn taken over may carry the late-answer mark of a delivery that died waiting for the bot:
+                # answered now, so hand_over_lost_late_answers must not apologise for it later.
+                mark_answer_queued(turn)
         except BaseException:
             # Stored but unanswered: the channel's retry takes the turn over. Not while the bot is still
             # answering it, though: the retry would ask the bot a second time and the resident hear twice.
@@ -123,12 +141,13 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
 
 def _store(conn: Connection, *, channel: str, external_id: str, address: str, text: str, kind: str) -> Turn:
     """Keep the message (on `conn`, a fast_commit connection: each statement commits by itself)."""
+    now = utcnow()
     try:
-        sender, message_id = senders.store(conn, channel=channel, address=address, external_id=external_id,
-                                                  kind=kind, text=text)
+        sender, message_id = senders.store(
+            conn, channel=channel, address=address, external_id=external_id, kind=kind, text=text,
+            answer_due=now + LATE_ANSWER_GRACE if channel in MARKED_WHEN_STORED else None)
     except IntegrityError:
         raise _Duplicate from None
-    now = utcnow()
     if sender.last_inbound_at is None or now - sender.last_inbound_at > LAST_INBOUND_PRECISION:
         conn.execute(TOUCH_CONVERSATION, {"conversation_id": sender.conversation_id, "now": now})
     if channel == "sms" and sender.sms_opted_out:
@@ -148,6 +167,12 @@ def _taken_over_turn(conn: Connection, *, channel: str, external_id: str, addres
         except _Duplicate:  # stored a moment ago after all (a delivery that went on without Redis)
             turn = _stored_turn(conn, channel=channel, external_id=external_id, address=address)
     return turn
+
+
+def _answer_queued(conn: Connection, turn: Turn) -> bool:
+    """Whether the turn's first reply is in the outbox (replies.dedup_key), whoever queued it."""
+    return conn.execute(select(OUTBOUND.c.id).where(OUTBOUND.c.conversation_id == turn.conversation_id,
+                                                   OUTBOUND.c.dedup_key == dedup_key(turn, 0))).first() is not None
 
 
 def _stored_turn(conn: Connection, *, channel: str, external_id: str, address: str) -> Turn | None:
@@ -226,6 +251,10 @@ def _make_durable(turn: Turn, *, late: bool) -> None:
     is still answering, so the message is marked until its answer is queued (hand_over_lost_late_answers)."""
     if late:
         db.session.execute(MARK_LATE_ANSWER, {"message_id": turn.message_id, "due": utcnow() + LATE_ANSWER_GRACE})
+    elif turn.channel in MARKED_WHEN_STORED:
+        # Answered (with nothing to send, say for a message to staff): the mark it was stored with goes, and
+        # this write is the one whose commit waits for the disk.
+        db.session.execute(MARK_LATE_ANSWER, {"message_id": turn.message_id, "due": None})
     elif db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(TOUCH_CONVERSATION, {"conversation_id": turn.conversation_id, "now": utcnow()})
     else:

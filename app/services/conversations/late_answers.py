@@ -45,6 +45,11 @@ def finish_late(app, turn: Turn, future: Future, guard: InboundGuard) -> None:
     """The bot answered after the caller's budget: queue its replies in the outbox, and end the turn's guard."""
     messages, failure = answer_of(future.result)
     with app.app_context():
+        if not guard.keep_if_mine():
+            # A retry took this process for dead (its liveness key lapsed) and the turn over: that retry answers.
+            # The message's mark stays until it does, so a turn the retry failed too still reaches staff.
+            log.warning("message %s was taken over by a retry; its late answer here is dropped", turn.message_id)
+            return
         try:
             outcome = _queue_late_answer(turn, messages, failure)
         except Exception:

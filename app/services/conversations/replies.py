@@ -56,6 +56,11 @@ TOUCH_CONVERSATION = (update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindpara
                        .values(last_inbound_at=bindparam("now")))
 MARK_LATE_ANSWER = (update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id"))
                      .values(late_answer_due_at=bindparam("due")))
+# Channels that never deliver a message twice (Twilio does not retry an SMS webhook): no retry can take over a
+# turn whose process died, so their messages carry the late-answer mark from the INSERT that stores them, and
+# lose it in the commit that ends the turn (the outbox's, or _make_durable's). One that keeps it is handed to
+# staff by hand_over_lost_late_answers. WeChat's are not marked: docs/reliability.md, "A node killed mid-turn".
+MARKED_WHEN_STORED = frozenset({"sms"})
 
 
 def answer_of(answer: Callable[[], list[dict]]) -> tuple[list[dict] | None, str | None]:
@@ -117,6 +122,8 @@ def deliver(turn: Turn, replies: list[str], answer: bool, *, author: str, passiv
         conn.execute(INSERT_MESSAGES, rows)
         return Outcome(passive_text=joined, guard_state="passive:" + joined, needs_flush=not answer, classify=answer)
     db.session.execute(INSERT_MESSAGES, rows)
+    if turn.channel in MARKED_WHEN_STORED:
+        db.session.execute(MARK_LATE_ANSWER, {"message_id": turn.message_id, "due": None})  # answered: see above
     bodies = delivery.segment("\n".join(replies)) if turn.channel == "sms" else replies
     staged = [outbox.stage_message(conversation_id=turn.conversation_id, body=body, dedup_key=dedup_key(turn, n))
               for n, body in enumerate(bodies)]

@@ -28,13 +28,15 @@ class InboundSender:
     ticket_may_claim: bool
 
 
-def store(conn: Connection, *, channel: str, address: str, external_id: str, kind: str,
-          text: str) -> tuple[InboundSender, int]:
+def store(conn: Connection, *, channel: str, address: str, external_id: str, kind: str, text: str,
+          answer_due: datetime | None = None) -> tuple[InboundSender, int]:
     """Keep a resident's message on `conn` (an inbound_db connection); its sender and the message's id.
+    `answer_due`: the message's late-answer mark, written with it (late_answers.hand_over_lost_late_answers).
 
     Raises IntegrityError when a message with this external id is stored already.
     """
-    message = {"channel": channel, "external_id": external_id, "kind": kind[:20], "text": text}
+    message = {"channel": channel, "external_id": external_id, "kind": kind[:20], "text": text,
+               "late_answer_due_at": answer_due}
     if conn.dialect.name == "postgresql":
         # The usual case, a known sender, in one statement: the lookup, and the insert reading from it.
         row = conn.execute(_LOOKUP_AND_INSERT, {**message, "address": address,
@@ -88,7 +90,8 @@ _LOOKUP = (
 
 _messages = Message.__table__
 _INBOUND = {"direction": literal("in"), "author": literal("resident"), "channel": bindparam("channel"),
-            "external_id": bindparam("external_id"), "kind": bindparam("kind"), "text": bindparam("text")}
+            "external_id": bindparam("external_id"), "kind": bindparam("kind"), "text": bindparam("text"),
+            "late_answer_due_at": bindparam("late_answer_due_at", type_=_messages.c.late_answer_due_at.type)}
 _INSERT = insert(_messages).values(conversation_id=bindparam("conversation_id"), **_INBOUND).returning(_messages.c.id)
 # PostgreSQL only (SQLite has no INSERT inside WITH): the insert takes the conversation from the lookup, and
 # inserts nothing when the sender is new; created_at comes from the column's default, as in _INSERT.
