@@ -10,7 +10,7 @@ def sweep_devices() -> dict:
     return device_watch.sweep()
 
 
-@job("care.detect_missed", queue="escalation", every=15)
+@job("care.detect_missed", queue="escalation", every=5)  # a deadline is seen within 5 s (docs/benchmarks.md)
 def detect_missed() -> dict:
     """Every 15 s: a missed check-in is found within one period of its time."""
     return checkins.detect_missed()
