@@ -131,6 +131,7 @@ class Settings:
     MOBILE_REFRESH_TOKEN_DAYS: int = 30
     MOBILE_CODE_RESEND_SECONDS: int = 60
     MOBILE_CODES_PER_PHONE_HOUR: int = 5
+    MOBILE_CODES_PER_PHONE_DAY: int = 10  # as SMS providers' usual flow control for verification codes
     # Country calling codes whose mobiles get SMS codes: codes abroad cost money and feed SMS pumping fraud.
     SMS_CODE_COUNTRY_CODES: str = "86"
     MOBILE_CODES_PER_IP_HOUR: int = 20

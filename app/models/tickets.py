@@ -45,10 +45,6 @@ class Staff(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Unused since 0006 (sign-in failures are counted in Redis per name and address, see staff/auth.py); kept so
-    # the previous release keeps running during a rolling upgrade; a later migration drops them.
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # round-robin order
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

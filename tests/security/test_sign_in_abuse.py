@@ -28,9 +28,10 @@ import re
 import pytest
 from werkzeug.security import generate_password_hash
 
+from app.core import transports
 from app.models import SignInCode
 from tests.factories import StaffFactory, StreetFactory
-from tests.helpers.mobile import bearer, error_code, last_code, send_code, sign_in
+from tests.helpers.mobile import bearer, error_code, idem, last_code, send_code, sign_in
 from tests.integration.test_console_auth import csrf_from
 from tests.security.test_console_sessions import as_another_browser
 
@@ -140,6 +141,33 @@ def test_each_code_takes_five_guesses_and_codes_are_limited_per_phone(client, ap
         assert error_code(code_sign_in(client, code, f"10.5.1.{n}"), 429) == "code_locked"
     assert error_code(send_code(client, PHONE, ip="10.5.9.9"), 429) == "rate_limited"
     assert session.query(SignInCode).filter_by(phone=E164).count() == 5
+
+
+def codes_texted_to(app, phone: str) -> list[str]:
+    with app.app_context():
+        return [body for body in transports.get().twilio.sms_to(phone) if "验证码" in body]
+
+
+def test_codes_to_one_phone_are_limited_per_day_across_sign_in_and_phone_links(client, app, monkeypatch):
+    """An hourly window alone let a phone be texted MOBILE_CODES_PER_PHONE_HOUR codes every hour, all day long; the
+    daily budget counts sign-in codes and phone-link codes together, whoever asks."""
+    monkeypatch.setitem(app.config, "MOBILE_CODE_RESEND_SECONDS", 0)
+    monkeypatch.setitem(app.config, "MOBILE_CODES_PER_PHONE_HOUR", 100)  # as if every batch came in a new hour
+    daily = app.config["MOBILE_CODES_PER_PHONE_DAY"]
+    assert daily == 10
+    linker = sign_in(client, app, "13800138222", ip="10.7.0.1")
+    texted_before = len(codes_texted_to(app, E164))
+    for n in range(daily - 3):
+        assert send_code(client, PHONE, ip=f"10.7.1.{n}").status_code == 202
+    for n in range(3):
+        linked = client.post("/api/v1/me/channels/phone", json={"phone": PHONE}, headers=idem(linker),
+                             environ_base={"REMOTE_ADDR": f"10.7.2.{n}"})
+        assert linked.status_code == 202, linked.get_data(as_text=True)
+    refused = send_code(client, PHONE, ip="10.7.3.1")
+    assert error_code(refused, 429) == "rate_limited"
+    assert refused.get_json()["error"]["details"]["retry_after"] > 23 * 3600  # the day's window, not the hour's
+    assert len(codes_texted_to(app, E164)) - texted_before == daily
+    assert send_code(client, "13800138333", ip="10.7.3.1").status_code == 202  # another phone is not held back
 
 
 # --- WeChat OAuth state ----------------------------------------------------------------------------

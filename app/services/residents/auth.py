@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CODE_TTL = identities.CODE_TTL  # one code lifetime for signing in and for linking a phone
 CODE_TRIES = 5
 HOUR = 3600
+DAY = 24 * HOUR
 OAUTH_STATE_SECONDS = 600
 _AUDIENCE = "linli-mobile"
 
@@ -309,13 +310,15 @@ def _code_hash(phone: str, code: str) -> str:
 
 
 def limit_code_sends(*, phone: str, client_ip: str) -> None:
-    """Codes texted: one per resend interval per phone, and an hourly budget per phone and per address."""
+    """Codes texted: one per resend interval per phone, an hourly budget per phone and per address, and a daily
+    budget per phone (an hourly window alone let one phone be texted 5 codes every hour, 120 a day)."""
     cfg = current_app.config
     # The asker's budget first: a request refused for its address must spend nothing of the phone's, or one address
     # past its budget could still keep any phone it names from getting a code.
     _limit("code-ip", client_ip, cfg["MOBILE_CODES_PER_IP_HOUR"])
     _throttle_resend(phone)
     _limit("code-phone", phone, cfg["MOBILE_CODES_PER_PHONE_HOUR"])
+    _limit("code-phone-day", phone, cfg["MOBILE_CODES_PER_PHONE_DAY"], window=DAY)
 
 
 def limit_code_tries(*, phone: str, client_ip: str) -> None:
@@ -335,19 +338,20 @@ def _throttle_resend(phone: str) -> None:
         raise RateLimited("请稍后再获取验证码", details={"retry_after": max(int(retry or seconds), 1)})
 
 
-def _limit(name: str, subject: str, per_hour: int) -> None:
-    """A fixed one-hour window per (name, subject); subjects are hashed so Redis holds no phone numbers."""
+def _limit(name: str, subject: str, per_window: int, *, window: int = HOUR) -> None:
+    """A fixed window (an hour unless told) per (name, subject); subjects are hashed so Redis holds no phone
+    numbers."""
     key = f"linli:mobile:{name}:{keyed_hash(subject or '-')[:32]}"
 
     def hit(redis):
         pipe = redis.pipeline(transaction=True)
-        pipe.set(key, 0, ex=HOUR, nx=True)  # the window starts with the first hit and never extends
+        pipe.set(key, 0, ex=window, nx=True)  # the window starts with the first hit and never extends
         pipe.incr(key)
         pipe.ttl(key)
         return pipe.execute()
 
     _, count, ttl = _redis_call(hit)
-    if count > int(per_hour):
+    if count > int(per_window):
         raise RateLimited("操作太频繁，请稍后再试", details={"retry_after": max(int(ttl), 1)})
 
 
