@@ -8,6 +8,7 @@ from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import request
 
+from app.api.schemas.fields import Trimmed
 from app.api.schemas.help import AlertRef
 from app.core.service_token import require_service_token
 from app.models.help import ATTEMPT_CHANNELS, CONTACT_RELATIONS
@@ -146,7 +147,7 @@ def register(body):
 
 class ContactSchema(Schema):
     id = Integer(load_default=None)
-    name = String(required=True, validate=Length(1, 50))
+    name = Trimmed(required=True, validate=Length(1, 50))
     phone = String(load_default=None, validate=Length(max=20))
     wechat_openid = String(load_default=None, validate=Length(max=64))
     relation = String(required=True, validate=OneOf(list(CONTACT_RELATIONS)))

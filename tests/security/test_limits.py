@@ -18,7 +18,17 @@ from sqlalchemy import insert, select
 
 from app.core.extensions import db
 from app.core.pagination import MAX_LIMIT, page_list, page_query
-from app.models import Message, OutboundMessage, Patient, Resident, ResidentRequest, Street, Ticket, TicketEvent
+from app.models import (
+    HelpContact,
+    Message,
+    OutboundMessage,
+    Patient,
+    Resident,
+    ResidentRequest,
+    Street,
+    Ticket,
+    TicketEvent,
+)
 from app.seed import demo_id_number
 from app.services.tickets import lifecycle as tickets
 from tests.factories import ConversationFactory, StaffFactory, StreetFactory
@@ -172,6 +182,30 @@ def test_a_request_description_that_cannot_be_kept_is_refused_and_opens_no_ticke
     assert error_code(_report(client, resident, value), status) == code
     assert client.get("/api/v1/requests", headers=bearer(resident)).get_json()["requests"] == []
     assert session.scalar(select(Ticket.id)) is None
+
+
+# White space alone passed `Length(1, ...)` and the services stripped it: a name or a description stored empty.
+BLANK = " \t\u3000 "  # an ideographic space among them, as a Chinese keyboard types it
+
+
+def test_blank_names_and_descriptions_are_refused_and_nothing_is_stored(client, resident, session):
+    name_before = _me(client, resident)["name"]
+    assert error_code(client.patch("/api/v1/me", json={"name": BLANK}, headers=idem(resident)), 422) \
+        == "validation_error"
+    assert _me(client, resident)["name"] == name_before
+    assert error_code(_add_member(client, resident, BLANK), 422) == "validation_error"
+    assert error_code(_report(client, resident, BLANK), 422) == "validation_error"
+    chain = {"contacts": [{"name": BLANK, "phone": "+8613800138000", "relation": "family"}]}
+    assert error_code(client.put(f"/api/v1/help/residents/{resident['resident_id']}/contacts", json=chain,
+                                 headers=idem(resident)), 422) == "validation_error"
+    assert session.scalar(select(Patient.id)) is None and session.scalar(select(Ticket.id)) is None
+    assert session.scalar(select(HelpContact.id)) is None
+
+
+def test_surrounding_white_space_is_trimmed_before_storing(client, resident, session):
+    response = _add_member(client, resident, f"{BLANK}老王{BLANK}")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["patient"]["name"] == "老王"
 
 
 # --- the WeChat and SMS webhooks (real commits: the webhook runs in its own sessions) --------------------------------

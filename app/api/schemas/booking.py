@@ -11,6 +11,7 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
+from app.api.schemas.fields import Trimmed
 from app.models.booking import SESSIONS
 from app.services import residents
 from app.services.booking import RELATIONS
@@ -165,14 +166,14 @@ class SlotListOut(Schema):
 
 
 class PatientIn(Schema):
-    name = String(required=True, validate=Length(1, 50))
+    name = Trimmed(required=True, validate=Length(1, 50))
     id_number = String(required=True, validate=Length(1, 32), load_only=True)
     relation = String(load_default="self", validate=OneOf(RELATIONS))
     phone = String(validate=Length(max=20))
 
 
 class PatientPatch(Schema):
-    name = String(validate=Length(1, 50))
+    name = Trimmed(validate=Length(1, 50))
     id_number = String(validate=Length(1, 32), load_only=True)
     relation = String(validate=OneOf(RELATIONS))
     phone = String(validate=Length(max=20))

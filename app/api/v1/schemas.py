@@ -11,6 +11,7 @@ from apiflask.validators import Length, OneOf, Range
 from flask import url_for
 
 from app.api.schemas.booking import AppointmentOut, AppointmentsQuery, LocalDateTime
+from app.api.schemas.fields import Trimmed
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.models.help import CONTACT_RELATIONS
 from app.models.mobile import REQUEST_CATEGORIES
@@ -110,7 +111,7 @@ class MeOut(Schema):
 
 
 class MePatch(Schema):
-    name = String(validate=Length(1, 100))
+    name = Trimmed(validate=Length(1, 100))
     address = String(validate=Length(max=200))
     preferred_channel = String(validate=OneOf(CHANNELS))
 
@@ -149,7 +150,7 @@ class ManagedListOut(Schema):
 
 class ContactIn(Schema):
     id = Integer(metadata={"description": "an existing contact's id keeps its history"})
-    name = String(required=True, validate=Length(1, 50))
+    name = Trimmed(required=True, validate=Length(1, 50))
     phone = String(validate=Length(max=20), allow_none=True)
     wechat_openid = String(validate=Length(max=64), allow_none=True)
     relation = String(required=True, validate=OneOf(CONTACT_RELATIONS))
@@ -235,7 +236,7 @@ class PhotoEnvelope(Schema):
 
 class RequestIn(Schema):
     category = String(required=True, validate=OneOf(REQUEST_CATEGORIES))
-    text = String(required=True, validate=Length(1, 1000))
+    text = Trimmed(required=True, validate=Length(1, 1000))
     photo_ids = List(Integer(validate=Range(min=1)), load_default=[], validate=Length(max=MAX_PHOTOS))
     latitude = Float(validate=Range(-90, 90), metadata={"description": "GCJ-02"})
     longitude = Float(validate=Range(-180, 180))
