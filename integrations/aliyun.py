@@ -29,11 +29,28 @@ SMS_ENDPOINT = "dysmsapi.aliyuncs.com"
 # The voice templates a help call needs (ALIYUN_VMS_TEMPLATES): the intro, what key 1 and key 2 answer,
 # and the goodbye when no key came.
 VOICE_TEMPLATE_KEYS = ("intro", "key1", "key2", "no_key")
+# The templates of each script (KeyPressCall.script), in that order. A missed check-in's contacts hear their own
+# intro ("…今天没有按时打卡"), or the help intro where no `checkin_intro` was approved; the resident's own call has
+# words of its own throughout (平安请按1; key 1 is their check-in, not "we are confirming who goes"), so without
+# them that call is refused here (recorded on the alert's timeline) and the chain goes on to the contacts.
+SCRIPT_TEMPLATE_KEYS = {
+    "help": VOICE_TEMPLATE_KEYS,
+    "checkin": ("checkin_intro", "key1", "key2", "no_key"),
+    "resident": ("resident_intro", "resident_key1", "resident_key2", "resident_no_key"),
+}
+FALLBACK_TEMPLATE_KEYS = {"checkin_intro": "intro"}
+# Aliyun's voice flow control (流控): at most 1 call a minute to a number (5 an hour, 20 a day), counted from the
+# first call; a sooner one is refused with isv.BUSINESS_LIMIT_CONTROL.
+MIN_REDIAL_SECONDS = 60
 KEY_WAIT_MS = 8000  # how long the call waits for a key after the intro, as Twilio's Gather does
 PLAY_TIMES = 2  # the intro is said twice: an old person's relative may need to hear the address again
-# Business refusals come back as HTTP 200 with one of these codes; a later try can succeed.
+# Business refusals come back as HTTP 200 with one of these codes; a later try can succeed. Every other code is
+# permanent until someone acts: in Aliyun's lists of error codes for the voice and SMS APIs the only isp.* codes are
+# isp.SYSTEM_ERROR and isp.GATEWAY_ERROR (system errors: retry) and isp.RAM_PERMISSION_DENY (the RAM user lacks
+# the permission: a policy to fix, not a retry); the isv.* ones are the account, template, number or balance
+# (isv.OUT_OF_SERVICE, isv.AMOUNT_NOT_ENOUGH, isv.*_TEMPLATE_ILLEGAL …), except flow control.
 RETRYABLE_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "Throttling.Api",
-                             "isp.SYSTEM_ERROR", "isp.RAM_PERMISSION_DENY"})
+                             "isp.SYSTEM_ERROR", "isp.GATEWAY_ERROR"})
 # A variable of a notification template holds 1 to 35 characters (Aliyun's rule for templates since 2018): our own
 # words (the ${content} of a template) longer than that go as several SMS, at most CONTENT_PARTS of them.
 VARIABLE_MAX_CHARS = 35
@@ -71,6 +88,7 @@ class AliyunTelephony:
 
     name = "aliyun"
     confirms_in_call = False
+    min_redial_seconds = MIN_REDIAL_SECONDS
 
     def __init__(self, account: AliyunAccount):
         self._account = account
@@ -84,17 +102,14 @@ class AliyunTelephony:
                       protocol=a.protocol, read_timeout=a.timeout_ms, connect_timeout=min(a.timeout_ms, 5000))
 
     def place_call(self, call: KeyPressCall) -> str:
-        templates = self._account.voice_templates
-        missing = [k for k in VOICE_TEMPLATE_KEYS if not templates.get(k)]
-        if missing:  # Settings.validate refuses this at start; an account built by hand may lack them
-            raise AliyunSendError(f"ALIYUN_VMS_TEMPLATES lacks {', '.join(missing)}", code="template_not_configured")
+        intro, key1, key2, no_key = script_templates(self._account.voice_templates, call.script)
         params = json.dumps(call.speech, ensure_ascii=False)
         request = vms_models.IvrCallRequest(
             called_show_number=self._account.show_number, called_number=aliyun_number(call.to),
-            start_code=templates["intro"], start_tts_params=params, play_times=PLAY_TIMES, timeout=KEY_WAIT_MS,
-            menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=templates["key1"]),
-                          vms_models.IvrCallRequestMenuKeyMap(key="2", code=templates["key2"])],
-            bye_code=templates["no_key"], out_id=call.ref)
+            start_code=intro, start_tts_params=params, play_times=PLAY_TIMES, timeout=KEY_WAIT_MS,
+            menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=key1),
+                          vms_models.IvrCallRequestMenuKeyMap(key="2", code=key2)],
+            bye_code=no_key, out_id=call.ref)
         body = _checked(lambda: self._vms.ivr_call_with_options(request, self._runtime))
         return body.call_id
 
@@ -111,6 +126,18 @@ class AliyunTelephony:
                 template_param=json.dumps(params, ensure_ascii=False), out_id=message.ref or None)
             biz_ids.append(_checked(lambda r=request: self._sms.send_sms_with_options(r, self._runtime)).biz_id)
         return biz_ids[0]
+
+
+def script_templates(templates: dict[str, str], script: str) -> tuple[str, str, str, str]:
+    """The approved codes (intro, key 1, key 2, no key) of a call's script; refused when one is not configured."""
+    keys = SCRIPT_TEMPLATE_KEYS.get(script)
+    if keys is None:
+        raise AliyunSendError(f"no call script {script!r}", code="template_not_configured")
+    codes = [templates.get(k) or templates.get(FALLBACK_TEMPLATE_KEYS.get(k, ""), "") for k in keys]
+    missing = [k for k, code in zip(keys, codes, strict=True) if not code]
+    if missing:  # Settings.validate refuses a missing help template at start; the others are checked here
+        raise AliyunSendError(f"ALIYUN_VMS_TEMPLATES lacks {', '.join(missing)}", code="template_not_configured")
+    return codes[0], codes[1], codes[2], codes[3]
 
 
 def template_params(message: TextMessage) -> list[dict[str, str]]:
@@ -185,6 +212,7 @@ class RecordingAliyunTelephony:
 
     name = "aliyun"
     confirms_in_call = False
+    min_redial_seconds = MIN_REDIAL_SECONDS
     calls: list[RecordedAliyunCall] = field(default_factory=list)
     texts: list[RecordedAliyunText] = field(default_factory=list)
     _planned_errors: deque = field(default_factory=deque, repr=False)

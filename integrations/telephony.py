@@ -28,7 +28,9 @@ class KeyPressCall:
     """A call that tells a contact what happened and asks them to press 1 (I go) or 2 (I can't).
 
     `callback_base` is where Twilio fetches `/twiml` and posts `/status`; `ref` comes back in Aliyun's
-    reports (OutId); `speech` fills the variables of Aliyun's approved voice templates.
+    reports (OutId); `speech` fills the variables of Aliyun's approved voice templates, and `script` says which
+    of them the call says (one of SCRIPTS). Twilio asks the app for the words when the call is answered, so it
+    needs neither.
     """
 
     to: str
@@ -36,6 +38,12 @@ class KeyPressCall:
     ref: str
     speech: dict[str, str] = field(default_factory=dict)
     ring_seconds: int = 30
+    script: str = "help"
+
+
+# What a key-press call says: "help" (someone pressed the help button: can you go?), "checkin" (a missed daily
+# check-in, to a contact: can you go?) and "resident" (a missed check-in, to the resident: 平安请按1).
+SCRIPTS = ("help", "checkin", "resident")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ class Telephony(Protocol):
     # True when the provider asks us what to say after the key (Twilio's Gather); False when the words
     # after each key are fixed when the call is placed (Aliyun's MenuKeyMap): the outcome then goes by SMS.
     confirms_in_call: bool
+    # The shortest time between two calls to one number that the provider places (its flow control refuses a
+    # sooner one: Aliyun's voice service, 1 call a minute per number); 0: no such limit.
+    min_redial_seconds: int
 
     def place_call(self, call: KeyPressCall) -> str: ...
 
@@ -83,6 +94,7 @@ class TwilioTelephony:
 
     name = "twilio"
     confirms_in_call = True
+    min_redial_seconds = 0
 
     def __init__(self, transport) -> None:
         self.transport = transport  # integrations.twilio SmsSender + VoiceCaller (real or recording)

@@ -19,6 +19,8 @@ SYSTEM_BUSY = -1
 TOKEN_INVALID = 40001
 TOKEN_EXPIRED = 42001
 OUTSIDE_WINDOW = 45015  # 客服 messages only within 48 h of the resident's last message
+KEFU_LIMIT = 45047  # 客服 message count exceeded (after a menu tap or a subscribe event WeChat takes only a few)
+KEFU_CLOSED = frozenset({OUTSIDE_WINDOW, KEFU_LIMIT})
 NO_GRANT = 43101  # subscribe message: the resident refused it, or their one-time grant is used up
 TOKEN_REJECTED = frozenset({TOKEN_INVALID, 40014, TOKEN_EXPIRED})
 
@@ -45,6 +47,11 @@ class WeChatApiError(Exception):
     @property
     def outside_window(self) -> bool:
         return self.errcode == OUTSIDE_WINDOW
+
+    @property
+    def kefu_closed(self) -> bool:
+        """客服 will not carry this message to the resident now (45015, 45047): another way must."""
+        return self.errcode in KEFU_CLOSED
 
     @property
     def no_grant(self) -> bool:

@@ -18,6 +18,8 @@ class LiveOut(Schema):
 
 class OverdueStep(Schema):
     alert_id = Integer()
+    kind = String(metadata={"description": "step: an escalating alert's step; realert: an accepted, unresolved "
+                                          "alert's re-alert"})
     round = Integer()
     step = Integer()
     due_at = String()
@@ -26,7 +28,8 @@ class OverdueStep(Schema):
 
 class HealthDetail(Schema):
     overdue_escalation_steps = List(Nested(OverdueStep), metadata={
-        "description": "help alerts whose escalation step is overdue by more than 5 minutes (the watchdog)"})
+        "description": "help alerts whose escalation step, or whose re-alert after an acceptance left open, is "
+                       "overdue by more than 5 minutes (the watchdog)"})
 
 
 class HealthOut(Schema):

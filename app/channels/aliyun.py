@@ -6,7 +6,14 @@ protects them is what a deployer controls (docs/help.md, "Aliyun's receipts"):
 - ALIYUN_CALLBACK_SOURCES, when set, limits the addresses a push may come from;
 - every call's OutId is our attempt id with an HMAC under SECRET_KEY, and the report's call id must be the
   one Aliyun gave us for that attempt: a token alone cannot invent a key press;
-- a report already taken (same call, same event) or older than ALIYUN_CALLBACK_MAX_AGE is refused.
+- a report already taken (same call, same event) or older than ALIYUN_CALLBACK_MAX_AGE is not taken again.
+A push without the token (or from outside the sources) is refused whole (403). Past that, each report of the batch
+stands alone: one naming a call we never made (another system on the same Aliyun account, an OutId signed before
+SECRET_KEY was rotated, a forgery) is skipped and logged, one taken before is already done, and the batch is
+answered HTTP 200 `{"code": 0}`, which is what stops Aliyun's retries; refusing the batch would have Aliyun retry
+the genuine reports in it, then drop them.
+Reports are routed as on Twilio's path (app/channels/voice.py, the SMS webhook): the resident's own call of a
+missed check-in and a resident's SMS 平安 are care's, the rest help's.
 Aliyun answers wait 700 ms at most: the work here is a few indexed updates; SMS go by jobs.
 """
 from __future__ import annotations
@@ -15,6 +22,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 
 from apiflask import APIBlueprint
@@ -22,10 +30,12 @@ from flask import jsonify, request
 from redis.exceptions import RedisError
 
 from app.core.config import setting
-from app.core.errors import Conflict, Forbidden, ValidationFailed
+from app.core.errors import Forbidden, ValidationFailed
 from app.core.redis_client import get_redis
+from app.services import care, conversations
 from app.services import help as help_service
 
+log = logging.getLogger(__name__)
 bp = APIBlueprint("aliyun", __name__, url_prefix="/aliyun", enable_openapi=False)
 MAX_ITEMS = 500  # Aliyun pushes at most a few hundred per batch
 SHANGHAI = timezone(timedelta(hours=8))  # Aliyun's times are Beijing time without an offset
@@ -67,24 +77,56 @@ def sms_up():
 
 def _receipts(message_type: str):
     items = _items()
-    reports = [help_service.read_provider_report(message_type, item) for item in items]
-    if any(r is None for r in reports):
-        # A valid token but an OutId we never signed, or a call id that is not that attempt's: not Aliyun.
-        raise Forbidden("a report names a call or message this app did not send", code="forged_callback")
     oldest = datetime.now(SHANGHAI) - timedelta(seconds=setting("ALIYUN_CALLBACK_MAX_AGE"))
-    fresh = [(item, r) for item, r in zip(items, reports) if _when(item) >= oldest and _first_time(message_type, item)]
-    if not fresh:
-        raise Conflict("every report of this push was taken before or is too old", code="replayed_callback")
-    try:
-        for _, report in fresh:
-            help_service.take_provider_report(report)
-    except Exception:
-        # Not taken after all: Aliyun retries a push that failed, and that retry must not look like a replay.
-        for item, _ in fresh:
+    skipped = 0
+    for index, item in enumerate(items):
+        report = help_service.read_provider_report(message_type, item)
+        if report is None:
+            # A valid token, but an OutId we never signed or a call id that is not that attempt's: not ours to take.
+            log.warning("aliyun %s report %s of %s skipped: it names a call or message this app did not send "
+                        "(out_id %r, call_id %r)", message_type, index + 1, len(items),
+                        str(item.get("out_id"))[:64], str(item.get("call_id"))[:64])
+            skipped += 1
+            continue
+        if _when(item) < oldest:
+            log.warning("aliyun %s report %s of %s skipped: older than ALIYUN_CALLBACK_MAX_AGE", message_type,
+                        index + 1, len(items))
+            skipped += 1
+            continue
+        if not _first_time(message_type, item):
+            continue  # taken before (Aliyun's retry of a push, a replay): already done
+        try:
+            _take(report, item)
+        except Exception:
+            # Not taken after all: Aliyun retries a push that failed, and that retry must not look like a replay.
+            # The reports before this one are taken and remembered: the retry finds them done.
             _forget(message_type, item)
-        raise
+            raise
+    if skipped:
+        log.info("aliyun %s push: %s of %s reports skipped", message_type, skipped, len(items))
     # Aliyun checks only that `code` is a number and the status is 200.
     return jsonify(code=0, msg="接收成功")
+
+
+def _take(report, item: dict) -> None:
+    """One checked report, routed as Twilio's path routes the same event."""
+    if report.kind == "sms_reply":
+        # A contact's answer to a help request is taken here and now, never behind the bot's turns on a queue. Any
+        # other text is a resident's message like one to the Twilio hotline (a 平安 check-in, "确认候补", a question):
+        # a worker takes it through the SMS conversation, since Aliyun waits 700 ms at most for this answer.
+        if help_service.accept_by_sms(from_phone=report.phone, text=report.text):
+            return
+        conversations.receive_later(channel="sms", external_id=f"aliyun-up:{_seen_key('SmsUp', item)[-40:]}",
+                                    address=report.phone, text=report.text)
+        return
+    resident_key = False
+    if report.digits and care.is_resident_call(alert_id=report.alert_id, attempt_id=report.attempt_id):
+        # A missed check-in calling the resident themself: key 1 is their check-in, key 2 asks for help (care).
+        resident_key = True
+        digits = help_service.key_to_take(report)
+        if digits:
+            care.resident_key(alert_id=report.alert_id, attempt_id=report.attempt_id, digits=digits)
+    help_service.take_provider_report(report, key_taken=resident_key)
 
 
 def _items() -> list[dict]:

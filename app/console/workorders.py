@@ -48,10 +48,15 @@ def ticket_photo_thumb(ticket_id: int, photo_id: int):
 
 @bp.get("/workorders")
 def workorders_page():
-    """The member's departments' work orders, and the returned ones waiting for a dispatcher."""
+    """The member's departments' work orders, the returned ones waiting for a dispatcher, and for team leads the
+    street's breached ones."""
+    # Team leads see every breached work order of the street: they may lead no department, and a breach in a
+    # department without a lead with a phone reaches them by SMS or by this list alone.
+    breached = (workorders.breached_orders(street_id=current_user.street_id) if current_user.role == "admin"
+                else None)
     return render_template("console/workorders.html", orders=workorders.department_queue(staff=current_user),
                            returned=workorders.returned_orders(street_id=current_user.street_id),
-                           labels=workorders.STATE_LABELS)
+                           breached=breached, labels=workorders.STATE_LABELS)
 
 
 @bp.get("/departments")
@@ -60,7 +65,8 @@ def departments_page():
     return render_template(
         "console/departments.html", departments=departments,
         members={d.id: workorders.members_of(department_id=d.id) for d in departments},
-        staff_list=tickets.street_staff(street_id=current_user.street_id), limits=workorders.all_limits(),
+        staff_list=tickets.street_staff(street_id=current_user.street_id),
+        limits=workorders.all_limits(street_id=current_user.street_id),
         priorities=TICKET_PRIORITIES, suggested=workorders.SUGGESTED_NAMES,
         figures={row["department_id"]: row for row in reports.department_figures(street_id=current_user.street_id)})
 
@@ -130,6 +136,13 @@ def ticket_oversee(ticket_id: int):
 def ticket_respond(ticket_id: int):
     workorders.respond(ticket_id=ticket_id, staff_id=current_user.id, body=request.form.get("body", ""))
     flash("已答复居民", "info")
+    return _back(ticket_id)
+
+
+@bp.post("/tickets/<int:ticket_id>/acknowledge")
+def ticket_acknowledge(ticket_id: int):
+    workorders.acknowledge(ticket_id=ticket_id, staff_id=current_user.id)
+    flash("已签收", "info")
     return _back(ticket_id)
 
 

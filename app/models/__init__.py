@@ -33,6 +33,7 @@ from app.models.workorders import (
     WorkDepartment,
     WorkDepartmentMember,
     WorkOrder,
+    WorkOrderDispatch,
     WorkOrderTimeLimit,
 )
 
@@ -44,5 +45,6 @@ __all__ = [
     "Slot", "SlotHold", "Staff", "StaffSession", "Street", "Ticket", "TicketEvent", "WaitlistEntry",
     "SubscribeEvent", "SubscribeGrant",
     "Checkin", "CheckinEnrolment", "DeviceHealth",
-    "FollowUp", "TicketDuplicate", "WorkDepartment", "WorkDepartmentMember", "WorkOrder", "WorkOrderTimeLimit",
+    "FollowUp", "TicketDuplicate", "WorkDepartment", "WorkDepartmentMember", "WorkOrder", "WorkOrderDispatch",
+    "WorkOrderTimeLimit",
 ]

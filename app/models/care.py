@@ -45,6 +45,8 @@ class DeviceHealth(db.Model):
     outage_reason: Mapped[str | None] = mapped_column(String(10))
     outage_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outage_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # Empty while the open outage's family contacts are still to be told (committed with the outage; the sweep retries).
+    outage_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outages: Mapped[int] = mapped_column(Integer, default=0)
 
 

@@ -91,9 +91,10 @@ class HelpAlert(db.Model):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Called before the chain in every round (escalation.chain_for): the resident themself for a missed check-in,
-    # the contact who accepted and left the alert open for a re-alert.
+    # the contact (or staff member, by their phone) who accepted and left the alert open for a re-alert.
     lead_resident: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     lead_contact_id: Mapped[int | None] = mapped_column(ForeignKey("help_contacts.id"))
+    lead_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
     presses: Mapped[list["HelpPress"]] = relationship(back_populates="alert")
 

@@ -11,6 +11,10 @@ from app.core.extensions import db
 from app.models.base import UTCDateTime, enum_check, utcnow
 
 WORK_ORDER_STATES = ("dispatched", "returned", "done")
+# How a department's turn began: 派单, 转办, the follow-up's "未解决" (回访重办), any other reopening of the ticket.
+DISPATCH_OPENINGS = ("dispatch", "transfer", "followup", "reopen")
+DISPATCH_OUTCOMES = ("open", "transferred", "returned", "done")
+OPEN_TURN = "outcome = 'open'"
 FOLLOWUP_STATUSES = ("asked", "answered", "expired")
 ASKED = "status = 'asked'"
 
@@ -45,15 +49,16 @@ class WorkDepartmentMember(db.Model):
 
 
 class WorkOrderTimeLimit(db.Model):
-    """Response and handling limits of a category, for one priority or (priority NULL) for all of them."""
+    """A street's response and handling limits of a category, for one priority or (priority NULL) for all of them."""
 
     __tablename__ = "work_order_time_limits"
     __table_args__ = (
-        UniqueConstraint("category", "priority"),
+        UniqueConstraint("street_id", "category", "priority"),
         CheckConstraint("response_minutes > 0 AND handling_minutes >= response_minutes", name="positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
     category: Mapped[str] = mapped_column(String(30))
     priority: Mapped[str | None] = mapped_column(String(10))
     response_minutes: Mapped[int] = mapped_column(Integer)
@@ -95,6 +100,34 @@ class WorkOrder(db.Model):
     ticket = relationship("Ticket")
 
 
+class WorkOrderDispatch(db.Model):
+    """One department's turn with a work order, from its dispatch (or transfer, or reopening) to its end: who had it,
+    whether it breached its limits, how it ended. The work order's own flags start again with each turn; these rows
+    keep them, so the per-department figures count each turn for the department that had it."""
+
+    __tablename__ = "work_order_dispatches"
+    __table_args__ = (
+        CheckConstraint(enum_check("opened_by", DISPATCH_OPENINGS), name="opened_by"),
+        CheckConstraint(enum_check("outcome", DISPATCH_OUTCOMES), name="outcome"),
+        Index("ix_work_order_dispatches_street_dispatched", "street_id", "dispatched_at"),
+        # One open turn per work order: the timers mark it, the next step ends it.
+        Index("uq_work_order_dispatches_open", "work_order_id", unique=True,
+              postgresql_where=text(OPEN_TURN), sqlite_where=text(OPEN_TURN)),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("work_departments.id"))
+    opened_by: Mapped[str] = mapped_column(String(10))
+    dispatched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(12), default="open")
+    response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    handling_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class FollowUp(db.Model):
     """The 回访 after a work order is resolved: asked on the resident's channel, answered once."""
 
@@ -109,6 +142,8 @@ class FollowUp(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    # The turn whose completion it asks about: its answer counts for that department.
+    dispatch_id: Mapped[int | None] = mapped_column(ForeignKey("work_order_dispatches.id", ondelete="SET NULL"))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))

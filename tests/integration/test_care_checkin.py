@@ -106,7 +106,7 @@ def test_a_wechat_menu_tap_and_an_sms_reply_check_in(help_db, served, twilio_stu
         db.session.commit()
         assert wechat_menu.answer_event(resident=elder, conversation=conversation, event="CLICK",
                                         key="DAILY_CHECKIN") == ["已收到您今天的平安打卡，祝您平安健康！"]
-        assert care.check_in_by_sms(from_phone=elder_phone, text="平安！") == "已收到您今天的平安打卡，祝您平安健康！"
+        assert care.check_in_by_sms(from_phone=elder_phone, text="平安！") == "您今天已经打过平安卡了，谢谢！"
         assert care.check_in_by_sms(from_phone=elder_phone, text="我想挂号") is None
         assert care.check_in_by_sms(from_phone="+8613000000000", text="1") is None  # not an enrolled resident
         assert [c.via for c in db.session.scalars(select(Checkin))] == ["wechat"]

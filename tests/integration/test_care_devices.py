@@ -83,7 +83,7 @@ def test_a_silent_device_opens_one_outage_with_a_ticket_and_contact_notices_and_
     elder_id, phones, uid, secret = _setup(help_app)
     assert heartbeat(base, uid, secret, battery=90, interval_seconds=600).status_code == 201
     with help_app.app_context():
-        assert care.sweep_devices() == {"opened": 0, "linked": 0}  # it just spoke
+        assert care.sweep_devices() == {"opened": 0, "linked": 0, "retold": 0}  # it just spoke
     _go_silent(help_app, uid, 600 + 30)  # past its interval, within the grace
     with help_app.app_context():
         assert care.sweep_devices()["opened"] == 0
@@ -110,6 +110,41 @@ def test_a_silent_device_opens_one_outage_with_a_ticket_and_contact_notices_and_
     with help_app.app_context():
         assert care.sweep_devices()["opened"] == 1
     assert len(_outage_tickets(help_app)) == 2
+
+
+class _Died(BaseException):
+    """The process dying right after the outage's commit (not an Exception: nothing on the way may catch it)."""
+
+
+def test_an_outage_whose_process_died_before_telling_the_contacts_is_told_by_the_next_sweep_once(
+        help_db, served, twilio_stub, monkeypatch):
+    help_app, base = served
+    _, phones, uid, secret = _setup(help_app)
+    assert heartbeat(base, uid, secret, battery=90, interval_seconds=600).status_code == 201
+    _go_silent(help_app, uid, 600 + 120)
+
+    def die(**_):
+        raise _Died
+
+    with help_app.app_context():
+        with monkeypatch.context() as patched:
+            patched.setattr(device_watch, "tell_contacts", die)
+            try:
+                care.sweep_devices()
+            except _Died:
+                pass
+        db.session.rollback()
+        health = db.session.scalar(select(DeviceHealth))
+        assert health.outage_started_at is not None and health.outage_notified_at is None  # committed, untold
+        assert sms_to(twilio_stub) == []
+        assert care.sweep_devices()["retold"] == 0  # the opener may still be telling them: not yet
+        later = utcnow() + timedelta(seconds=90)
+        assert care.sweep_devices(now=later)["retold"] == 1
+        assert care.sweep_devices(now=later + timedelta(seconds=60))["retold"] == 0  # once
+        assert db.session.scalar(select(DeviceHealth.outage_notified_at)) is not None
+    told = sms_to(twilio_stub)
+    assert [to for to, _ in told] == phones[:1] and "求助按钮长时间没有信号" in told[0][1]
+    assert len(_outage_tickets(help_app)) == 1
 
 
 def test_a_device_never_heard_from_and_a_low_battery_each_open_an_outage(help_db, served, twilio_stub):

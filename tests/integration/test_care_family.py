@@ -17,10 +17,11 @@ from app.models.base import utcnow
 from app.services import care, outbox
 from app.services.care import checkins
 from app.services.help import alerts as help_alerts
+from app.services.help import escalation
 from app.services.help import notices as help_notices
 from integrations.twilio import TwilioTransport
 from integrations.wechat import WeChatClientSender
-from tests.factories import ResidentFactory
+from tests.factories import ResidentFactory, StaffFactory
 from tests.helpers.help import add_contact, make_device
 
 HELP_TPL = "tplHelpUpdate_care1"
@@ -67,17 +68,19 @@ def test_family_contacts_hear_of_an_alert_its_acceptance_a_missed_check_in_and_a
     _grant(FOLLOWER, CARE_TPL, wechat_stub, 1_700_000_002)
 
     alert = help_alerts.raise_alert(resident_id=elder.id, source="console")
-    assert help_notices.tell_family(alert_id=alert.id, event="raised") == 1  # the follower only: WeChat
-    assert help_notices.tell_family(alert_id=alert.id, event="raised") == 1  # a rerun sends nothing more
+    assert help_notices.tell_family(alert_id=alert.id, event="raised") == 2  # the follower by WeChat, the son by SMS
+    assert help_notices.tell_family(alert_id=alert.id, event="raised") == 2  # a rerun sends nothing more
     (raised,) = wechat_stub.subscribe_messages()
     assert raised["touser"] == FOLLOWER and raised["template_id"] == HELP_TPL
     assert raised["data"]["thing1"] == {"value": "王阿姨"} and raised["data"]["phrase2"]["value"] == "呼叫中"
+    assert [(m["to"], m["body"]) for m in twilio_stub.sent_messages()] == [
+        (texter.phone, "【邻里】王阿姨发起了一键求助，我们正在依次电话联系紧急联系人。")]
 
     assert help_alerts.accept(alert_id=alert.id, via="sms", contact_id=texter.id)
-    assert help_notices.tell_family(alert_id=alert.id, event="accepted") == 1
+    assert help_notices.tell_family(alert_id=alert.id, event="accepted") == 1  # the acceptor is not told his own news
     kefu = [c["json"]["text"]["content"] for c in wechat_stub.calls_to("/cgi-bin/message/custom/send")]
     assert kefu == ["【邻里】王阿姨的求助已由儿子接受，正在前往。"]  # the help_update grant was spent: 客服
-    assert twilio_stub.sent_messages() == []  # nobody is texted a WeChat-only notice
+    assert len(twilio_stub.sent_messages()) == 1
 
     db.session.execute(update(HelpAlert).values(status="resolved"))
     db.session.commit()
@@ -88,7 +91,7 @@ def test_family_contacts_hear_of_an_alert_its_acceptance_a_missed_check_in_and_a
     assert checkins.tell_contacts_missed(alert_id=missed_alert.id) == 2
     care_sent = [m for m in wechat_stub.subscribe_messages() if m["template_id"] == CARE_TPL]
     assert [m["data"]["thing2"]["value"] for m in care_sent] == ["未按时平安打卡"]
-    assert [(m["to"], "没有按时平安打卡" in m["body"]) for m in twilio_stub.sent_messages()] == [(texter.phone, True)]
+    assert [(m["to"], "没有按时平安打卡" in m["body"]) for m in twilio_stub.sent_messages()[1:]] == [(texter.phone, True)]
 
     make_device(elder.id, device_uid="DEV-FAMILY")
     care.sweep_devices()  # registers its health row
@@ -98,3 +101,39 @@ def test_family_contacts_hear_of_an_alert_its_acceptance_a_missed_check_in_and_a
     assert [m["body"] for m in twilio_stub.sent_messages()][-1].startswith("【邻里】王阿姨的一键求助按钮长时间没有信号")
     kefu = [c["json"]["text"]["content"] for c in wechat_stub.calls_to("/cgi-bin/message/custom/send")]
     assert "长时间没有信号" in kefu[-1]  # the care_notice grant was spent too: 客服 inside the window
+
+
+@pytest.mark.parametrize("notice_first", [True, False], ids=["notice-before-first-step", "notice-after-first-step"])
+def test_a_family_contact_without_wechat_is_texted_when_an_alert_is_raised_and_when_it_is_accepted(stubs, notice_first):
+    """Issue 22's "SMS otherwise": a contact with no WeChat route gets the notices by SMS, except one the chain is
+    texting about this alert at that moment (its SMS asks them to come), who gets the chain's SMS alone."""
+    wechat_stub, twilio_stub = stubs
+    elder = ResidentFactory(is_elderly=True, name="王阿姨")
+    db.session.commit()
+    son = add_contact(elder.id, 1, channels="voice,sms", name="儿子")  # first in the chain, texted at his step
+    add_contact(elder.id, 2, channels="voice,wechat", wechat_openid=FOLLOWER, name="女儿")
+    niece = add_contact(elder.id, 3, channels="voice", name="外甥女")  # follows no official account
+    add_contact(elder.id, 4, channels="voice", relation="staff", name="值班室")
+    staff = StaffFactory(display_name="小李")
+    db.session.commit()
+
+    alert = help_alerts.raise_alert(resident_id=elder.id, source="device")
+    if notice_first:  # the notice job ran before the first step (both are queued at the raise)
+        assert help_notices.tell_family(alert_id=alert.id, event="raised") == 2
+    assert escalation.advance(alert_id=alert.id, round=1, step=0)  # the son: a call and an SMS asking him to come
+    if not notice_first:
+        assert help_notices.tell_family(alert_id=alert.id, event="raised") == 2
+    assert help_alerts.accept(alert_id=alert.id, via="console", staff_id=staff.id)
+    assert help_notices.tell_family(alert_id=alert.id, event="accepted") == 2
+    assert help_notices.tell_contacts_taken_now(alert_id=alert.id) == 1  # the son, reached by the chain
+
+    texts = [(m["to"], m["body"]) for m in twilio_stub.sent_messages()]
+    assert [body for to, body in texts if to == niece.phone] == [
+        "【邻里】王阿姨发起了一键求助，我们正在依次电话联系紧急联系人。",
+        "【邻里】王阿姨的求助已由街道工作人员小李接受，正在前往。"]
+    to_son = [body for to, body in texts if to == son.phone]
+    # The chain's request and its "taken": no family notice on top of them.
+    assert to_son == [to_son[0], "【邻里】王阿姨的求助已由街道工作人员小李接受，无需再前往，谢谢。"]
+    assert to_son[0].startswith("【邻里】紧急求助")
+    kefu = [c["json"]["text"]["content"] for c in wechat_stub.calls_to("/cgi-bin/message/custom/send")]
+    assert len(kefu) == 2  # the follower: WeChat only

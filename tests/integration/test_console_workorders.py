@@ -105,6 +105,24 @@ def test_team_leads_set_up_departments_and_staff_only_read_them(app, w):
     client, token = signed_in(app, w.names["member"])
     assert client.get("/console/departments").status_code == 200
     assert client.post("/console/departments", data={"csrf_token": token, "name": "城建"}).status_code == 403
+    # Limits are the street's own: another street's team lead neither sees them nor has them.
+    client, token = signed_in(app, w.names["other_admin"])
+    assert "report / 全部" not in client.get("/console/departments").get_data(as_text=True)
+
+
+def test_a_department_acknowledges_a_ticket_it_has_nobody_to_answer(app, w):
+    ticket_id = open_ticket(db.session.get(Street, w.street), subject="巡查发现井盖缺失").id  # staff-opened, no resident
+    workorders.dispatch(ticket_id=ticket_id, staff_id=w.dispatcher, department_id=w.property)
+    client, token = signed_in(app, w.names["member"])
+    assert 'id="acknowledge"' in client.get(f"/console/tickets/{ticket_id}").get_data(as_text=True)
+    assert client.post(f"/console/tickets/{ticket_id}/acknowledge", data={"csrf_token": token}).status_code == 302
+    db.session.expire_all()
+    assert workorders.work_order_of(ticket_id=ticket_id).responded_at is not None
+    page = client.get(f"/console/tickets/{ticket_id}").get_data(as_text=True)
+    assert 'id="acknowledge"' not in page and "“物业”已签收" in page
+    again = client.post(f"/console/tickets/{ticket_id}/acknowledge", data={"csrf_token": token},
+                        headers={"Accept": "application/json"})
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "already_responded")
 
 
 def test_the_ticket_shows_the_place_and_photo_thumbnails_to_its_street_only(app, w, storage):

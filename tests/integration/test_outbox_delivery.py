@@ -65,7 +65,7 @@ def test_outside_the_48_hour_window_the_reply_goes_by_sms_to_the_residents_phone
     assert row(rid).external_id == sent["sid"] and "45015" in row(rid).last_error
 
 
-def test_outside_the_window_without_a_phone_the_row_is_undeliverable(stubs, conversation):
+def test_outside_the_window_without_a_phone_the_row_is_undeliverable_and_staff_are_told(stubs, conversation):
     wechat_stub, twilio_stub = stubs
     conversation.resident.phone = None
     db.session.commit()
@@ -73,6 +73,45 @@ def test_outside_the_window_without_a_phone_the_row_is_undeliverable(stubs, conv
     (rid,) = queue(conversation, "提醒")
     assert delivery.deliver(outbound_id=rid) == "undeliverable"
     assert twilio_stub.sent_messages() == []
+    assert_staff_told(conversation, rid)
+
+
+def assert_staff_told(conversation, rid) -> None:
+    """The "a person is told" path of a row nobody can deliver: the conversation flagged, a ticket naming the row."""
+    assert db.session.get(Conversation, conversation.id).needs_attention is True
+    ticket = db.session.scalar(select(Ticket).where(Ticket.source == "delivery_failure"))
+    (event,) = [e for e in ticket.events if e.kind == "delivery_failed"]
+    assert event.data["outbound_id"] == rid and event.data["status"] == "undeliverable"
+
+
+def test_a_resident_who_unfollowed_the_account_gets_the_row_by_sms_with_the_route_recorded(stubs, conversation):
+    wechat_stub, twilio_stub = stubs
+    conversation.resident.wechat_subscribed = False
+    db.session.commit()
+    (rid,) = queue(conversation, "候补到号：明天上午9点内科，回复“确认候补”约上。")
+
+    assert delivery.deliver(outbound_id=rid) == "rerouted"
+    assert delivery.deliver(outbound_id=rid) == "sent"
+
+    assert wechat_stub.calls_to(KEFU) == []  # WeChat takes nothing for a resident who no longer follows
+    (sent,) = twilio_stub.sent_messages()
+    assert (sent["to"], sent["body"]) == (PHONE, "候补到号：明天上午9点内科，回复“确认候补”约上。")
+    done = row(rid)
+    assert (done.status, done.route, done.channel, done.provider) == ("sent", "sms", "sms", "twilio")
+    assert "unfollowed" in done.last_error and "rerouted to SMS" in done.last_error
+    assert db.session.get(Conversation, conversation.id).needs_attention is False
+
+
+def test_a_resident_who_unfollowed_without_a_phone_is_undeliverable_and_staff_are_told(stubs, conversation):
+    wechat_stub, twilio_stub = stubs
+    conversation.resident.wechat_subscribed = False
+    conversation.resident.phone = None
+    db.session.commit()
+    (rid,) = queue(conversation, "候补到号")
+
+    assert delivery.deliver(outbound_id=rid) == "undeliverable"
+    assert wechat_stub.calls_to(KEFU) == [] and twilio_stub.sent_messages() == []
+    assert_staff_told(conversation, rid)
 
 
 def test_a_failed_send_is_retried_with_backoff_and_then_delivered(stubs, conversation):

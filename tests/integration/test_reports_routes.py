@@ -9,7 +9,7 @@ import re
 import pytest
 
 RANGE = "start=2024-05-01&end=2024-05-03"
-NAMES = ["volume", "speed", "outcome", "bot", "help", "appointments"]
+NAMES = ["volume", "speed", "outcome", "bot", "help", "appointments", "departments"]
 
 
 def login(client, username, password="correct horse"):

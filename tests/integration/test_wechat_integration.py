@@ -193,6 +193,29 @@ def test_planned_45015_is_reported_as_outside_window(wechat_stub, stub_redis):
     assert caught.value.outside_window
 
 
+def test_kefu_beyond_wechats_count_limit_raises_a_closed_kefu_without_retrying(wechat_stub, stub_redis):
+    """45047: after a menu tap WeChat takes only a few 客服 messages; the rest must go another way."""
+    sender = make_sender(wechat_stub, stub_redis)
+    wechat_stub.limit_kefu(OPENID, 1)
+    sender.send_text(OPENID, "第一条")
+
+    with pytest.raises(WeChatApiError) as caught:
+        sender.send_text(OPENID, "第二条")
+
+    assert caught.value.errcode == 45047
+    assert caught.value.kefu_closed and not caught.value.outside_window and not caught.value.retryable
+    assert [c["response"]["errcode"] for c in wechat_stub.calls_to(CUSTOM_SEND)] == [0, 45047]
+    requests.post(f"{wechat_stub.base_url}/_stub/kefu_limit", json={"openid": OPENID, "messages": None}, timeout=5)
+    sender.send_text(OPENID, "限制解除")
+
+
+def test_outside_the_window_is_a_closed_kefu_too(wechat_stub, stub_redis):
+    wechat_stub.set_outside_window(OPENID)
+    with pytest.raises(WeChatApiError) as caught:
+        make_sender(wechat_stub, stub_redis).send_text(OPENID, "x")
+    assert caught.value.kefu_closed
+
+
 def test_slow_wechat_gives_a_retryable_error_within_the_client_timeout(wechat_stub, stub_redis):
     sender = make_sender(wechat_stub, stub_redis, timeout=0.5)
     sender.send_text(OPENID, "warm up")

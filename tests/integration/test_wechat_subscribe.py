@@ -18,9 +18,9 @@ from app.services.booking import reminders
 from app.services.delivery import sending as delivery
 from app.services.outbox import subscriptions
 from integrations.wechat import WeChatApiError
-from tests.factories import local_dt
+from tests.factories import ChannelIdentityFactory, local_dt
 from tests.helpers.booking import DAY, NOW, clinic, resident_with_patient
-from tests.helpers.wechat import ACCOUNT, AES_KEY, APP_ID, post_encrypted, post_plain, real_clients
+from tests.helpers.wechat import ACCOUNT, AES_KEY, APP_ID, event_xml, post_encrypted, post_plain, real_clients
 
 BIZSEND = "/cgi-bin/message/subscribe/bizsend"
 KEFU = "/cgi-bin/message/custom/send"
@@ -366,6 +366,25 @@ def test_a_waitlist_offer_outside_the_window_without_a_grant_goes_by_sms(stubs, 
     assert delivery.deliver(outbound_id=nid, now=NOW) == "sent"
     assert row(nid).route == "sms" and len(twilio_stub.sent_messages()) == 1
     assert wechat_stub.calls_to(BIZSEND) == []
+
+
+def test_a_waitlist_offer_to_a_resident_who_unfollowed_the_account_goes_by_sms(stubs, web):
+    """An unfollowed resident can get neither a subscribe message nor 客服: the offer must not lapse unseen."""
+    wechat_stub, twilio_stub = stubs
+    nid, openid, offer = _offer_notice(stubs, web, granted=True)
+    ChannelIdentityFactory(resident=db.session.get(Resident, offer.resident_id), channel="wechat", external_id=openid)
+    db.session.commit()
+    bye = post_plain(web, event_xml(openid, "unsubscribe", create_time=next(_clock)))
+    assert bye.get_data(as_text=True) == "success"
+
+    assert delivery.deliver(outbound_id=nid, now=NOW) == "rerouted"
+    assert delivery.deliver(outbound_id=nid, now=NOW) == "sent"
+
+    (sms,) = twilio_stub.sent_messages()
+    assert sms["to"] == db.session.get(Resident, offer.resident_id).phone
+    assert (row(nid).route, row(nid).channel) == ("sms", "sms")
+    assert wechat_stub.calls_to(BIZSEND) == [] and wechat_stub.calls_to(KEFU) == []
+    assert db.session.get(Resident, offer.resident_id).wechat_subscribed is False
 
 
 # --- one grant, many workers ------------------------------------------------------------------------------------

@@ -142,11 +142,12 @@ def test_not_solved_reopens_to_the_same_department_and_solved_records_the_satisf
     thanks = [r.body for r in db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind != "followup")
                                                  .order_by(OutboundMessage.id))]
     assert thanks[-1] == "感谢您的回访评价！如还有需要，随时留言。"
-    # The department's figures: one work order, done on time, reopened once, two answers, one solved, satisfaction 5.
+    # The department's figures, per turn: dispatched, then back after "未解决" (one 回访重办), both done on time; two
+    # answers, one solved, satisfaction 5.
     figures = {row["name"]: row for row in reports.department_figures(street_id=w.street.id)}
     assert {k: figures["物业"][k] for k in ("dispatched", "on_time", "overdue", "reopened", "followups_answered",
                                            "solved", "satisfaction")} == {
-        "dispatched": 1, "on_time": 1, "overdue": 0, "reopened": 1, "followups_answered": 2, "solved": 1,
+        "dispatched": 2, "on_time": 2, "overdue": 0, "reopened": 1, "followups_answered": 2, "solved": 1,
         "satisfaction": 5.0}
     assert figures["城管"]["dispatched"] == 0 and figures["城管"]["satisfaction"] is None
 
@@ -408,3 +409,189 @@ def test_the_app_answers_the_followup_of_a_request_once(app, w, twilio, storage)
     assert stranger.status_code == 404
     assert client.post(url, json={"solved": True, "satisfaction": 9}, headers=headers).status_code == 422
     assert [(f.status, f.solved) for f in followups(filed.ticket_id)] == [("answered", False)]
+
+
+# --- breaches: who is told, what the timeline says, what the console shows ----------------------------------------
+
+TEAM_LEAD_PHONE = "+8613700000009"
+
+
+def bodies(ticket_id: int, step: str) -> list[str]:
+    db.session.expire_all()
+    return [e.body for e in db.session.scalars(select(TicketEvent).where(
+        TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "workorder").order_by(TicketEvent.id))
+        if e.data["step"] == step]
+
+
+def drain_queue(app, name: str) -> None:
+    """Run every job queued on `name` in this process, as a worker would."""
+    from app.core.worker import build_worker
+
+    build_worker(app, (name,)).work(burst=True)
+
+
+def test_the_periodic_sweep_itself_gets_the_lead_texted(app, w, twilio):
+    ticket = open_ticket(w.street)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id,
+                        now=utcnow() - timedelta(days=10))
+    assert jobs.sweep_timers() == 2  # the job the ticker runs every minute: both limits breached
+    assert twilio.sent_messages() == []  # the SMS is its own job, on the outbound queue
+    drain_queue(app, "outbound")
+    (sms,) = twilio.sent_messages()
+    assert sms["to"] == LEAD_PHONE and f"工单#{ticket.id}" in sms["body"]
+    assert jobs.sweep_timers() == 0
+    drain_queue(app, "outbound")
+    assert len(twilio.sent_messages()) == 1  # texted once
+    assert marks(ticket.id) == ["dispatch", "breach", "breach", "lead_texted"]
+
+
+def test_a_breach_in_a_department_without_a_lead_texts_the_streets_team_leads(app, w, twilio):
+    w.admin.phone = TEAM_LEAD_PHONE
+    db.session.commit()
+    civil = workorders.create_department(actor=w.admin, name="民政")  # no lead
+    ticket = open_ticket(w.street)
+    order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=civil.id,
+                                now=utcnow() - timedelta(days=10))
+    timers.sweep()
+    # The breach says what happened, not what is about to: nobody had been texted yet.
+    assert all("短信" not in body for body in bodies(ticket.id, "breach"))
+    assert jobs.text_lead(order.id) == "sms"
+    assert [m["to"] for m in twilio.sent_messages()] == [TEAM_LEAD_PHONE]
+    (texted,) = bodies(ticket.id, "lead_texted")
+    assert "组长" in texted
+
+
+def test_a_breach_nobody_can_be_texted_about_is_recorded_and_not_asked_again(app, w, twilio, monkeypatch):
+    civil = workorders.create_department(actor=w.admin, name="民政")  # no lead, and no team lead has a phone
+    ticket = open_ticket(w.street)
+    order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=civil.id,
+                                now=utcnow() - timedelta(days=10))
+    timers.sweep()
+    assert jobs.text_lead(order.id) is None
+    assert twilio.sent_messages() == []
+    (untold,) = bodies(ticket.id, "lead_untexted")
+    assert "无人" in untold or "没有" in untold
+    asked = []
+    monkeypatch.setattr(timers.tasks, "later", lambda *a, **k: asked.append(k))
+    timers.sweep()
+    assert asked == []  # not queued again every minute, forever
+    assert jobs.text_lead(order.id) is None and len(bodies(ticket.id, "lead_untexted")) == 1
+
+
+def test_team_leads_see_the_streets_breached_and_warned_work_orders(app, w, twilio):
+    breached = open_ticket(w.street, subject="超时的路灯")
+    warned = open_ticket(w.street, subject="快到期的井盖")
+    calm = open_ticket(w.street, subject="刚派的树枝")
+    elsewhere = open_ticket(w.other, subject="别的街道超时")
+    now = utcnow()
+    workorders.dispatch(ticket_id=breached.id, staff_id=w.dispatcher.id, department_id=w.property.id,
+                        now=now - timedelta(days=10))
+    workorders.dispatch(ticket_id=warned.id, staff_id=w.dispatcher.id, department_id=w.urban.id,
+                        now=now - timedelta(minutes=200))  # 40 minutes left of 240: a warning
+    workorders.dispatch(ticket_id=calm.id, staff_id=w.dispatcher.id, department_id=w.urban.id, now=now)
+    workorders.dispatch(ticket_id=elsewhere.id, staff_id=w.other_admin.id, department_id=w.foreign.id,
+                        now=now - timedelta(days=10))
+    timers.sweep()
+    ids = (breached.id, warned.id, calm.id)
+    names = {key: getattr(w, key).username for key in ("admin", "city", "member")}  # rows leave the session
+
+    client, _ = console(app, names["admin"])  # a team lead of no department
+    page = client.get("/console/workorders").get_data(as_text=True)
+    assert 'id="breached-orders"' in page and "超时的路灯" in page and "别的街道超时" not in page
+    assert "已超时（1）" in page
+    ticket_page = client.get(f"/console/tickets/{ids[0]}").get_data(as_text=True)
+    assert 'id="wo-breached"' in ticket_page and "已超时" in ticket_page
+
+    client, _ = console(app, names["city"])  # 城管: the warned and the calm one
+    page = client.get("/console/workorders").get_data(as_text=True)
+    row = page.split("快到期的井盖")[1].split("</tr>")[0]
+    assert "超期预警" in row and "已超时" not in row
+    assert "超期预警" not in page.split("刚派的树枝")[1].split("</tr>")[0]
+    assert "超期预警" in client.get(f"/console/tickets/{ids[1]}").get_data(as_text=True)
+    client, _ = console(app, names["member"])  # 物业: the breached one, tagged
+    row = client.get("/console/workorders").get_data(as_text=True).split("超时的路灯")[1].split("</tr>")[0]
+    assert "已超时" in row
+
+
+# --- what the resident is told, and what the timeline says of it --------------------------------------------------
+
+def test_a_duplicate_reporter_nobody_could_reach_is_not_recorded_as_told(app, w, twilio, storage):
+    from app.services.tickets import report
+
+    reached = ResidentFactory(phone=RESIDENT_PHONE, community__street=w.street, preferred_channel="sms")
+    ChannelIdentityFactory(resident=reached, channel="sms", external_id=RESIDENT_PHONE)
+    unreachable = ResidentFactory(community__street=w.street, phone=None)
+    db.session.commit()
+    first = report(resident_id=reached.id, category="facilities", text="路灯不亮", pole_number="GY1-1")
+    second = report(resident_id=unreachable.id, category="facilities", text="路灯不亮", pole_number="GY1-1")
+    assert workorders.link_new_reports() == [(second.ticket_id, first.ticket_id)]
+    workorders.dispatch(ticket_id=first.ticket_id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=first.ticket_id, staff_id=w.member.id)
+    (outcome,) = bodies(second.ticket_id, "duplicate_outcome")
+    assert "已告知" not in outcome and "无法" in outcome
+    db.session.expire_all()
+    assert db.session.get(Ticket, second.ticket_id).status == "resolved"
+
+
+def test_a_not_solved_answer_that_cannot_reopen_tells_the_resident_so(app, w, twilio):
+    from app.services.workorders import followup
+
+    ticket = resident_ticket(w)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=ticket.id, staff_id=w.member.id)
+    newer = open_ticket(w.street, subject="另一件事", conversation_id=ticket.conversation_id,
+                        resident_id=ticket.resident_id)  # the conversation's one open ticket: no reopening
+    reply = workorders.answer_followup_by_message(conversation_id=ticket.conversation_id, text="未解决")
+    assert reply != followup.THANKS_REOPENED and "重新交给" not in reply and f"#{newer.id}" in reply
+    db.session.expire_all()
+    assert (db.session.get(Ticket, ticket.id).status, workorders.work_order_of(ticket_id=ticket.id).state) == (
+        "resolved", "done")
+    assert marks(ticket.id)[-1] == "reopen_refused"
+
+
+# --- per-department figures: each department's turn keeps its own record ------------------------------------------
+
+def figures(w, **period) -> dict:
+    return {r["name"]: r for r in reports.department_figures(street_id=w.street.id, **period)}
+
+
+def test_figures_keep_a_breach_after_transfer_and_reopening_and_count_followup_reopens(app, w, twilio):
+    ticket = resident_ticket(w)
+    start = utcnow() - timedelta(days=10)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
+    timers.sweep(now=start + timedelta(days=4))  # 物业 breaches both limits
+    workorders.transfer(ticket_id=ticket.id, staff_id=w.member.id, department_id=w.urban.id, reason="归城管")
+    workorders.complete(ticket_id=ticket.id, staff_id=w.city.id)  # 城管 in time
+    row = figures(w)
+    assert {k: row["物业"][k] for k in ("dispatched", "on_time", "overdue", "transferred")} == {
+        "dispatched": 1, "on_time": 0, "overdue": 1, "transferred": 1}
+    assert {k: row["城管"][k] for k in ("dispatched", "on_time", "overdue")} == {
+        "dispatched": 1, "on_time": 1, "overdue": 0}
+
+    # Staff reopening is not a follow-up's: 回访重办 stays 0; the resident's "未解决" counts once, for 城管.
+    workorders.set_ticket_status(ticket_id=ticket.id, staff_id=w.admin.id, status="open")
+    assert figures(w)["城管"]["reopened"] == 0
+    workorders.complete(ticket_id=ticket.id, staff_id=w.city.id)
+    sms_in(app.test_client(), "SMwo0301", "未解决 2")
+    row = figures(w)
+    assert (row["城管"]["reopened"], row["城管"]["followups_answered"], row["城管"]["solved"],
+            row["城管"]["satisfaction"]) == (1, 1, 0, 2.0)
+    assert (row["物业"]["overdue"], row["物业"]["followups_answered"]) == (1, 0)  # 物业's breach is not lost
+
+
+def test_the_reports_page_shows_department_figures_for_its_period(app, w, twilio):
+    ticket = open_ticket(w.street)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id,
+                        now=utcnow() - timedelta(days=10))
+    timers.sweep()
+    client, _ = console(app, w.admin.username)
+    page = client.get("/console/reports").get_data(as_text=True)  # the JSON below draws its table
+    assert 'id="report-departments"' in page
+    today = utcnow().date()
+    answer = client.get(f"/console/api/reports/departments?start={today - timedelta(days=20)}&end={today}")
+    rows = {r["name"]: r for r in answer.get_json()["departments"]}
+    assert (rows["物业"]["dispatched"], rows["物业"]["overdue"]) == (1, 1)
+    answer = client.get(f"/console/api/reports/departments?start={today - timedelta(days=5)}&end={today}")
+    assert {r["name"]: r["dispatched"] for r in answer.get_json()["departments"]} == {"物业": 0, "城管": 0}
+    csv = client.get(f"/console/reports/departments.csv?start={today - timedelta(days=20)}&end={today}")
+    assert csv.status_code == 200 and "物业" in csv.get_data(as_text=True)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.core.errors import DomainError
 from app.core.extensions import db
-from app.models import TicketEvent, WorkOrder, WorkOrderTimeLimit
+from app.models import Ticket, TicketEvent, WorkOrder, WorkOrderDispatch, WorkOrderTimeLimit
 from app.models.base import utcnow
 from app.services import workorders
 from tests.factories import ConversationFactory
@@ -32,7 +32,11 @@ def snapshot(ticket_id: int) -> tuple:
     db.session.expire_all()
     order = workorders.work_order_of(ticket_id=ticket_id)
     events = db.session.scalar(select(func.count(TicketEvent.id)).where(TicketEvent.ticket_id == ticket_id))
-    return events, order and (order.state, order.department_id, order.transfers, order.supervised_at)
+    turns = db.session.scalars(select(WorkOrderDispatch.outcome).where(
+        WorkOrderDispatch.work_order_id == (order.id if order else None)).order_by(WorkOrderDispatch.id)).all()
+    return (events, db.session.get(Ticket, ticket_id).status, turns,
+            order and (order.state, order.department_id, order.transfers, order.supervised_at, order.responded_at,
+                       order.done_at))
 
 
 def refused(call, status: int, code: str, ticket_id: int):
@@ -169,11 +173,13 @@ def test_time_limits_come_from_the_table_then_the_category_then_the_settings(w):
                          handling_minutes=600)
     workorders.set_limit(actor=w.admin, category="facilities", priority="urgent", response_minutes=10,
                          handling_minutes=120)
-    assert workorders.limits_for(category="facilities", priority="urgent") == (timedelta(minutes=10),
-                                                                                timedelta(minutes=120))
-    assert workorders.limits_for(category="facilities", priority="low") == (timedelta(minutes=60),
-                                                                             timedelta(minutes=600))
-    assert workorders.limits_for(category="noise", priority="low") == (timedelta(minutes=240), timedelta(days=3))
+    mine = dict(street_id=w.street.id)
+    assert workorders.limits_for(**mine, category="facilities", priority="urgent") == (timedelta(minutes=10),
+                                                                                        timedelta(minutes=120))
+    assert workorders.limits_for(**mine, category="facilities", priority="low") == (timedelta(minutes=60),
+                                                                                     timedelta(minutes=600))
+    assert workorders.limits_for(**mine, category="noise", priority="low") == (timedelta(minutes=240),
+                                                                                timedelta(days=3))
     ticket = open_ticket(w.street, category="facilities", priority="urgent")
     before = utcnow()
     order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
@@ -203,3 +209,75 @@ def test_departments_are_set_up_by_team_leads_of_their_own_street(w):
     assert caught.value.code == "staff_not_found"
     assert {s.id for s in workorders.members_of(department_id=w.urban.id)} == {w.city.id}
     assert db.session.scalar(select(func.count(WorkOrder.id))) == 0
+
+
+def test_time_limits_are_each_streets_own(w):
+    # Another street's team lead sets a limit of the same category: it governs their street only.
+    workorders.set_limit(actor=w.other_admin, category="facilities", priority=None, response_minutes=1,
+                         handling_minutes=2)
+    assert workorders.limits_for(street_id=w.street.id, category="facilities", priority="normal") == (
+        timedelta(minutes=240), timedelta(days=3))
+    assert workorders.all_limits(street_id=w.street.id) == []
+    workorders.set_limit(actor=w.admin, category="facilities", priority=None, response_minutes=30,
+                         handling_minutes=300)
+    ticket = open_ticket(w.street, category="facilities")
+    start = utcnow()
+    order = workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
+    assert (order.response_due_at - start, order.handling_due_at - start) == (timedelta(minutes=30),
+                                                                              timedelta(minutes=300))
+    assert [(r.street_id, r.response_minutes) for r in workorders.all_limits(street_id=w.other.id)] == [(w.other.id, 1)]
+    assert [(r.street_id, r.response_minutes) for r in workorders.all_limits(street_id=w.street.id)] == [
+        (w.street.id, 30)]
+
+
+def test_acknowledging_meets_the_response_limit_without_a_reply(w):
+    # A staff-opened ticket: nobody to answer, so 签收 alone is the department's response.
+    ticket = open_ticket(w.street)
+    start = utcnow() - timedelta(days=10)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id, now=start)
+    refused(lambda: workorders.acknowledge(ticket_id=ticket.id, staff_id=w.admin.id), 403, "not_your_department",
+            ticket.id)
+    order = workorders.acknowledge(ticket_id=ticket.id, staff_id=w.member.id, now=start + timedelta(minutes=5))
+    assert order.responded_at == start + timedelta(minutes=5)
+    refused(lambda: workorders.acknowledge(ticket_id=ticket.id, staff_id=w.lead.id), 409, "already_responded",
+            ticket.id)
+    from app.services.workorders import timers
+
+    assert {(t, m) for _, t, m in timers.sweep()} == {("handling", "breach")}  # the response was in time
+    assert [s for s, _ in steps(ticket.id)][-2:] == ["acknowledge", "breach"]
+
+
+def test_refused_transitions_are_4xx_and_change_nothing(w):
+    ticket = open_ticket(w.street)
+    # Nothing dispatched yet: no department can return, complete, answer or acknowledge it.
+    for call in (lambda: workorders.return_order(ticket_id=ticket.id, staff_id=w.member.id, reason="x"),
+                 lambda: workorders.complete(ticket_id=ticket.id, staff_id=w.member.id),
+                 lambda: workorders.respond(ticket_id=ticket.id, staff_id=w.member.id, body="x"),
+                 lambda: workorders.acknowledge(ticket_id=ticket.id, staff_id=w.member.id),
+                 lambda: workorders.oversee(ticket_id=ticket.id, staff_id=w.admin.id, note="x")):
+        refused(call, 409, "not_dispatched", ticket.id)
+    workorders.dispatch(ticket_id=ticket.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    refused(lambda: workorders.oversee(ticket_id=ticket.id, staff_id=w.lead.id, note="  "), 422, "reason_required",
+            ticket.id)
+    # A team lead who belongs to no department oversees, but does not answer for the department (admin_may=False).
+    refused(lambda: workorders.respond(ticket_id=ticket.id, staff_id=w.admin.id, body="组长代答"), 403,
+            "not_your_department", ticket.id)
+    workorders.return_order(ticket_id=ticket.id, staff_id=w.member.id, reason="不归物业")
+    refused(lambda: workorders.oversee(ticket_id=ticket.id, staff_id=w.admin.id, note="快"), 409, "not_dispatched",
+            ticket.id)
+
+    done = open_ticket(w.street)
+    workorders.dispatch(ticket_id=done.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    workorders.complete(ticket_id=done.id, staff_id=w.member.id)
+    refused(lambda: workorders.complete(ticket_id=done.id, staff_id=w.member.id), 409, "ticket_not_open", done.id)
+
+    closed = open_ticket(w.street)
+    workorders.dispatch(ticket_id=closed.id, staff_id=w.dispatcher.id, department_id=w.property.id)
+    db.session.get(Ticket, closed.id).status = "closed"
+    db.session.commit()
+    for call in (lambda: workorders.oversee(ticket_id=closed.id, staff_id=w.lead.id, note="x"),
+                 lambda: workorders.return_order(ticket_id=closed.id, staff_id=w.member.id, reason="x"),
+                 lambda: workorders.complete(ticket_id=closed.id, staff_id=w.member.id),
+                 lambda: workorders.respond(ticket_id=closed.id, staff_id=w.member.id, body="x"),
+                 lambda: workorders.acknowledge(ticket_id=closed.id, staff_id=w.member.id)):
+        refused(call, 409, "ticket_closed", closed.id)

@@ -280,7 +280,8 @@ CONSOLE = {
     "console.workorders_page": STREET, "console.departments_page": STREET, "console.department_create": STREET,
     "console.department_member_add": STREET, "console.department_limit_set": STREET,
     "console.ticket_dispatch": ROW, "console.ticket_transfer": ROW, "console.ticket_return": ROW,
-    "console.ticket_oversee": ROW, "console.ticket_respond": ROW, "console.ticket_complete": ROW,
+    "console.ticket_oversee": ROW, "console.ticket_respond": ROW, "console.ticket_acknowledge": ROW,
+    "console.ticket_complete": ROW,
     "console.ticket_photo_thumb": ROW,
 }
 ADMIN_ONLY = {"console.team_page", "console.team_duty", "console.reports_page", "console.report_json",

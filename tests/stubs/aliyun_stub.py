@@ -9,7 +9,8 @@ The receipt push (HTTP 批量推送) is what Aliyun sends to the URLs configured
 a POST of a JSON array, no signature of any kind (Aliyun documents none), answered `{"code": 0, "msg": ...}`.
 
 In tests: the `aliyun_stub` fixture (tests/stubs/fixtures.py). Standalone, for `make run`:
-    python -m tests.stubs.aliyun_stub --port 8103 [--report-base http://127.0.0.1:5000/aliyun/<kind>/<token>]
+    python -m tests.stubs.aliyun_stub --port 8103 [--report-base 'http://127.0.0.1:5000/aliyun/<kind>?token=TOKEN']
+(`<kind>` becomes each push's path: voice-call-report, voice-report, sms-up; TOKEN is ALIYUN_CALLBACK_TOKEN)
 then ALIYUN_VMS_ENDPOINT=ALIYUN_SMS_ENDPOINT=127.0.0.1:8103, ALIYUN_PROTOCOL=http and the defaults below.
 Control over HTTP: GET /_stub/calls, POST /_stub/fail, /_stub/reset, /_stub/report.
 """
@@ -41,9 +42,18 @@ VOICE_TEMPLATES = {
     "TTS_300000002": "收到您按1。我们正在确认由谁前往，结果马上用短信告诉您。",
     "TTS_300000003": "好的，我们将联系下一位。",
     "TTS_300000004": "没有收到按键，我们将联系下一位。",
+    # A missed daily check-in (平安打卡): what its contacts hear, and the resident's own call.
+    "TTS_300000005": "邻里平安打卡提醒。${name}今天没有按时打卡，也没有接听电话，地址：${address}。"
+                     "您能前往帮助，请按1；不能前往，请按2。",
+    "TTS_300000006": "${name}您好，这里是邻里平安打卡。您今天还没有打卡。平安请按1。需要帮助请按2。",
+    "TTS_300000007": "已为您打卡，祝您平安。再见。",
+    "TTS_300000008": "好的，我们马上联系您的家人和社区工作人员。",
+    "TTS_300000009": "没有收到按键，我们将联系您的家人。",
 }
 DEFAULT_VOICE_TEMPLATES = {"intro": "TTS_300000001", "key1": "TTS_300000002", "key2": "TTS_300000003",
-                           "no_key": "TTS_300000004"}
+                           "no_key": "TTS_300000004", "checkin_intro": "TTS_300000005",
+                           "resident_intro": "TTS_300000006", "resident_key1": "TTS_300000007",
+                           "resident_key2": "TTS_300000008", "resident_no_key": "TTS_300000009"}
 SMS_TEMPLATES = {
     "SMS_465000001": "紧急求助：${name}（${address}）按了求助键。能前往请回复1或收到（或${code}）。",
     "SMS_465000002": "${name}的求助已由${winner}接受，无需再前往，谢谢。",
@@ -80,6 +90,8 @@ LISTENED, HUNG_UP_EARLY, BUSY, NOT_ANSWERED, UNREACHABLE, KEY_TIMEOUT, POWERED_O
     "200000", "200001", "200002", "200003", "200005", "200008", "200010")
 KEY_PRESSED = "300000"  # VoiceCallReport: a DTMF key came
 REPORT_KINDS = ("VoiceCallReport", "VoiceReport", "SmsUp")
+# The path of each push in the app (app/channels/aliyun.py): what `<kind>` of --report-base becomes.
+REPORT_PATHS = {"VoiceCallReport": "voice-call-report", "VoiceReport": "voice-report", "SmsUp": "sms-up"}
 
 
 def canonical_query(args) -> str:
@@ -133,6 +145,11 @@ class AliyunStub(StubApp):
         """The SMS accepted so far, oldest first, with the text as the phone shows it (【sign】words)."""
         with self._state_lock:
             return [dict(t) for t in self._texts]
+
+    @staticmethod
+    def template_words(code: str) -> str:
+        """The approved words of a voice or SMS template of the stub's account."""
+        return VOICE_TEMPLATES.get(code) or SMS_TEMPLATES[code]
 
     def texts_to(self, e164: str) -> list[str]:
         number = e164.removeprefix("+").removeprefix("86") if e164.startswith("+86") else e164.removeprefix("+")
@@ -342,15 +359,20 @@ class AliyunStub(StubApp):
         return jsonify(status=answer.status_code, body=answer.text[:2000])
 
 
+def report_urls(report_base: str) -> dict[str, str]:
+    """Each message type's push URL from a base with `<kind>` where the app's path goes."""
+    return {kind: report_base.replace("<kind>", path) for kind, path in REPORT_PATHS.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8103)
     parser.add_argument("--report-base", default="",
-                        help="the app's push URL with <kind> for the message type, e.g. "
-                             "http://127.0.0.1:5000/aliyun/<kind>/TOKEN")
+                        help="the app's push URL with <kind> for each push's path, e.g. "
+                             "'http://127.0.0.1:5000/aliyun/<kind>?token=TOKEN'")
     args = parser.parse_args()
-    urls = {k: args.report_base.replace("<kind>", k) for k in REPORT_KINDS} if args.report_base else {}
+    urls = report_urls(args.report_base) if args.report_base else {}
     stub = AliyunStub(report_urls=urls)
     try:
         stub.serve(host=args.host, port=args.port)

@@ -4,7 +4,7 @@ sends, OAuth codes.
 In tests: the `wechat_stub` fixture (tests/stubs/fixtures.py). Standalone, for `make run`:
     python -m tests.stubs.wechat_stub --port 8101 [--app-id wx... --secret ...]
 then WECHAT_API_BASE=http://127.0.0.1:8101/cgi-bin/. Control over HTTP: GET /_stub/calls,
-POST /_stub/fail, /_stub/reset, /_stub/expire_tokens, /_stub/outside_window, /_stub/oauth_code,
+POST /_stub/fail, /_stub/reset, /_stub/expire_tokens, /_stub/outside_window, /_stub/kefu_limit, /_stub/oauth_code,
 /_stub/subscribe_template, /_stub/subscribe_grant, GET /_stub/state.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ ERRMSG = {
     43101: "user refuse to accept the msg",
     44004: "text content is empty",
     45015: "response out of time limit or subscription is canceled",
+    45047: "out of response count limit",
     47001: "data format error",
     47003: "argument invalid!",
 }
@@ -75,6 +76,7 @@ class WeChatStub(StubApp):
         self._tokens: dict[str, _Token] = {}
         self._tokens_issued = 0
         self._outside_window: set[str] = set()
+        self._kefu_allowance: dict[str, int] = {}  # openid -> 客服 messages WeChat still takes (absent: no limit)
         self._oauth_codes: dict[str, dict] = {}
         self._subscribe_templates: dict[str, tuple[str, ...]] = {}  # template id -> its keywords
         self._subscribe_grants: dict[tuple[str, str], int] = {}  # (openid, template id) -> one-time sends allowed
@@ -88,6 +90,7 @@ class WeChatStub(StubApp):
         add("/sns/oauth2/access_token", "oauth_access_token", self._oauth_access_token, methods=["GET"])
         add(f"{CONTROL_PREFIX}expire_tokens", "stub_expire_tokens", self._http_expire_tokens, methods=["POST"])
         add(f"{CONTROL_PREFIX}outside_window", "stub_outside_window", self._http_outside_window, methods=["POST"])
+        add(f"{CONTROL_PREFIX}kefu_limit", "stub_kefu_limit", self._http_kefu_limit, methods=["POST"])
         add(f"{CONTROL_PREFIX}oauth_code", "stub_oauth_code", self._http_oauth_code, methods=["POST"])
         add(f"{CONTROL_PREFIX}state", "stub_state", self._http_state, methods=["GET"])
         add(f"{CONTROL_PREFIX}subscribe_template", "stub_subscribe_template", self._http_subscribe_template,
@@ -122,6 +125,15 @@ class WeChatStub(StubApp):
         """客服 messages to these residents get 45015 (their last message is older than 48 hours)."""
         with self._state_lock:
             (self._outside_window.update if closed else self._outside_window.difference_update)(openids)
+
+    def limit_kefu(self, openid: str, messages: int | None) -> None:
+        """WeChat takes only `messages` more 客服 messages to this resident, then answers 45047 (after a menu tap or
+        a subscribe event it allows only a few in a short window); None lifts the limit."""
+        with self._state_lock:
+            if messages is None:
+                self._kefu_allowance.pop(openid, None)
+            else:
+                self._kefu_allowance[openid] = messages
 
     def issue_oauth_code(self, openid: str, scope: str = "snsapi_base") -> str:
         """A code WeChat would hand the resident's browser after the OAuth redirect."""
@@ -161,6 +173,7 @@ class WeChatStub(StubApp):
             self._tokens.clear()
             self._tokens_issued = 0
             self._outside_window.clear()
+            self._kefu_allowance.clear()
             self._oauth_codes.clear()
             self._subscribe_templates.clear()
             self._subscribe_grants.clear()
@@ -220,6 +233,11 @@ class WeChatStub(StubApp):
         with self._state_lock:
             if body["touser"] in self._outside_window:
                 return wechat_error(45015)
+            allowance = self._kefu_allowance.get(body["touser"])
+            if allowance is not None:
+                if allowance < 1:
+                    return wechat_error(45047)
+                self._kefu_allowance[body["touser"]] = allowance - 1
         return jsonify(errcode=0, errmsg="ok")
 
     def _template_send(self):
@@ -305,6 +323,11 @@ class WeChatStub(StubApp):
     def _http_outside_window(self):
         body = request.get_json(force=True)
         self.set_outside_window(*body.get("openids", []), closed=body.get("closed", True))
+        return jsonify(ok=True)
+
+    def _http_kefu_limit(self):
+        body = request.get_json(force=True)
+        self.limit_kefu(body["openid"], None if body.get("messages") is None else int(body["messages"]))
         return jsonify(ok=True)
 
     def _http_oauth_code(self):

@@ -18,7 +18,7 @@ from app.core import tasks
 from app.core.config import setting
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import Checkin, CheckinEnrolment, HelpAlert, Resident
+from app.models import Checkin, CheckinEnrolment, Conversation, EscalationStep, HelpAlert, Message, Resident
 from app.models.base import utcnow
 from app.services import help as help_service
 from app.services.care import texts
@@ -26,7 +26,12 @@ from app.services.care.family import tell_contacts
 
 log = logging.getLogger(__name__)
 
-CHECKIN_WORDS = frozenset({"1", "平安", "打卡", "平安打卡", "好", "ok"})
+# Words that say "check me in" whatever was asked before; compared after NFKC, trimming and lower-casing.
+CHECKIN_WORDS = frozenset({"平安", "打卡", "平安打卡", "签到", "报平安", "我平安", "平安签到"})
+# Words that only answer a question: a check-in only in reply to the missed-check-in call (_asked_by_call).
+REPLY_WORDS = frozenset({"1", "好", "好的", "ok"})
+# A bare "1" answers a check-in call placed this recently (a round calls the resident again sooner than this).
+REPLY_WINDOW = timedelta(hours=2)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 BATCH = 500
 NEWS_BATCH = 50
@@ -135,20 +140,59 @@ def canonical_checkin(device_uid: str, timestamp: int) -> str:
 
 
 def check_in_by_sms(*, from_phone: str, text: str, now: datetime | None = None) -> str | None:
-    """An SMS from an enrolled resident's phone saying 1 / 平安 / 打卡: a check-in, and the reply to send.
+    """An SMS from an enrolled resident's phone that is a check-in: checks in every resident enrolled with that
+    phone whose day is still open, and returns the reply to send.
 
-    None for anything else (the message goes on its normal way: a help contact's "1", a question to the bot).
+    The SMS webhook calls it after help's SMS acceptance, so a "1" to a help request is never taken here.
+    What counts (docs/help.md, "Daily check-in"):
+    - an unambiguous word (CHECKIN_WORDS: 平安, 打卡, 签到 ...) while today's check-in is open;
+    - a bare "1"/"好"/"ok" (REPLY_WORDS) only as the answer to a missed-check-in call that asked this phone (the
+      alert still open, the call placed within REPLY_WINDOW) when nothing was said to this phone since: a bot's
+      question, a booking's "确认吗？", a staff reply after the call makes the "好" theirs.
+    None for anything else (the message goes on its normal way, to the bot).
     """
+    now = now or utcnow()
     word = unicodedata.normalize("NFKC", text or "").strip().strip("。.!！,，~ ").strip().lower()
-    if word not in CHECKIN_WORDS:
+    if word not in CHECKIN_WORDS and word not in REPLY_WORDS:
         return None
-    resident_id = db.session.scalar(
-        select(CheckinEnrolment.resident_id).join(Resident, Resident.id == CheckinEnrolment.resident_id)
-        .where(Resident.phone == from_phone, CheckinEnrolment.active.is_(True)).limit(1))
-    if resident_id is None:
+    enrolled = db.session.execute(
+        select(CheckinEnrolment, Resident).join(Resident, Resident.id == CheckinEnrolment.resident_id)
+        .where(Resident.phone == from_phone, CheckinEnrolment.active.is_(True)).order_by(Resident.id)
+    ).all()
+    if not enrolled:
         return None
-    check_in(resident_id=resident_id, via="sms", now=now)
-    return texts.checked_in()
+    today = local_day(now)
+    checked = set(db.session.scalars(select(Checkin.resident_id).where(
+        Checkin.resident_id.in_([r.id for _, r in enrolled]), Checkin.local_date == today)))
+    open_ = [(e, r) for e, r in enrolled if r.id not in checked]
+    if word in REPLY_WORDS and not _asked_by_call(from_phone, [e for e, _ in open_], now):
+        return None
+    if not open_:
+        db.session.rollback()
+        return texts.already_checked_in()  # an unambiguous word again the same day: nothing new to record
+    for _, resident in open_:
+        check_in(resident_id=resident.id, via="sms", now=now)
+    return texts.checked_in(names=[r.name for _, r in open_] if len(enrolled) > 1 else None)
+
+
+def _asked_by_call(phone: str, enrolments: list[CheckinEnrolment], now: datetime) -> bool:
+    """Whether the last thing said to this phone is an open missed-check-in alert's call asking it to press 1."""
+    alert_ids = [e.last_alert_id for e in enrolments if e.last_alert_id]
+    if not alert_ids:
+        return False
+    asked_at = db.session.scalar(
+        select(EscalationStep.created_at).join(HelpAlert, HelpAlert.id == EscalationStep.alert_id)
+        .where(EscalationStep.alert_id.in_(alert_ids), EscalationStep.to_address == phone,
+               EscalationStep.channel == "voice", EscalationStep.created_at >= now - REPLY_WINDOW,
+               HelpAlert.source == "checkin", HelpAlert.status.in_(("escalating", "accepted")))
+        .order_by(EscalationStep.created_at.desc()).limit(1))
+    if asked_at is None:
+        return False
+    said_since = db.session.scalar(
+        select(Message.id).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.channel == "sms", Conversation.address == phone, Message.direction == "out",
+               Message.created_at > asked_at).limit(1))
+    return said_since is None
 
 
 def check_in_from_menu(*, resident_id: int) -> str:

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 # A heartbeat a little late is not an outage: network retries, a device's clock running slow.
 HEARTBEAT_GRACE = timedelta(seconds=60)
 OUTAGE_CATEGORY = "device_offline"
+# An outage still untold this long after it opened lost its notice with its process (the opener tells at once).
+NOTICE_LOST_AFTER = timedelta(seconds=60)
 
 
 def _silent(now: datetime):
@@ -44,18 +46,23 @@ def sweep(*, now: datetime | None = None) -> dict:
     opened = sum(1 for device_id, low in candidates
                  if start_outage(device_id=device_id, reason="battery" if low else "silent", now=now))
     linked = _link_lost_tickets(now)
-    if opened or linked:
-        log.info("device watch: %s outages opened, %s tickets linked", opened, linked)
-    return {"opened": opened, "linked": linked}
+    retold = _tell_untold(now)
+    if opened or linked or retold:
+        log.info("device watch: %s outages opened, %s tickets linked, %s outages' contacts told late",
+                 opened, linked, retold)
+    return {"opened": opened, "linked": linked, "retold": retold}
 
 
 def start_outage(*, device_id: int, reason: str, now: datetime) -> bool:
-    """Mark the outage (compare-and-set: once per outage) and open its ticket in the same commit."""
+    """Mark the outage (compare-and-set: once per outage) and open its ticket in the same commit; then tell the
+    contacts. The outage commits with `outage_notified_at` empty: if this process dies before the notice is done,
+    the next sweep tells them (_tell_untold)."""
     condition = _low_battery() if reason == "battery" else _silent(now)
     won = db.session.execute(
         update(DeviceHealth)
         .where(DeviceHealth.device_id == device_id, DeviceHealth.outage_started_at.is_(None), condition)
-        .values(outage_started_at=now, outage_reason=reason, outages=DeviceHealth.outages + 1)
+        .values(outage_started_at=now, outage_reason=reason, outages=DeviceHealth.outages + 1,
+                outage_notified_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     if not won:
@@ -67,10 +74,44 @@ def start_outage(*, device_id: int, reason: str, now: datetime) -> bool:
     db.session.execute(update(DeviceHealth).where(DeviceHealth.device_id == device_id)
                        .values(outage_ticket_id=ticket.id).execution_options(synchronize_session=False))
     db.session.commit()
-    tell_contacts(resident=resident, body=texts.outage_contact(resident, reason),
-                  event=f"求助按钮{texts.REASONS[reason]}", dedup_key=f"device-offline:{device_id}:{int(now.timestamp())}",
-                  now=now)
+    tell_outage(device_id=device_id, now=now)
     return True
+
+
+def tell_outage(*, device_id: int, now: datetime | None = None) -> bool:
+    """Tell the family contacts of the device's open outage, once: False if it is over or they were told.
+
+    notify_contact's dedup key is the outage's (device, start), so a retry after a crash mid-way sends nothing twice
+    that was sent; the mark is set after the notices (at least once: never an outage nobody hears of).
+    """
+    now = now or utcnow()
+    health = db.session.get(DeviceHealth, device_id)
+    if health is None or health.outage_started_at is None or health.outage_notified_at is not None:
+        db.session.rollback()
+        return False
+    started, reason = health.outage_started_at, health.outage_reason
+    resident = db.session.get(Resident, db.session.get(HelpDevice, device_id).resident_id)
+    tell_contacts(resident=resident, body=texts.outage_contact(resident, reason),
+                  event=f"求助按钮{texts.REASONS[reason]}",
+                  dedup_key=f"device-offline:{device_id}:{int(started.timestamp())}", now=started)
+    db.session.execute(update(DeviceHealth)
+                       .where(DeviceHealth.device_id == device_id, DeviceHealth.outage_started_at == started,
+                              DeviceHealth.outage_notified_at.is_(None))
+                       .values(outage_notified_at=now).execution_options(synchronize_session=False))
+    db.session.commit()
+    return True
+
+
+def _tell_untold(now: datetime) -> int:
+    """Outages whose notice was lost (the process died after the outage's commit): tell their contacts now."""
+    untold = db.session.scalars(
+        select(DeviceHealth.device_id).where(DeviceHealth.outage_started_at.is_not(None),
+                                             DeviceHealth.outage_started_at <= now - NOTICE_LOST_AFTER,
+                                             DeviceHealth.outage_notified_at.is_(None))
+        .order_by(DeviceHealth.outage_started_at).limit(500)
+    ).all()
+    db.session.rollback()
+    return sum(1 for device_id in untold if tell_outage(device_id=device_id, now=now))
 
 
 def _open_ticket(resident: Resident, reason: str, device: HelpDevice, now: datetime):

@@ -12,7 +12,7 @@ def sweep_devices() -> dict:
 
 @job("care.detect_missed", queue="escalation", every=5)  # a deadline is seen within 5 s (docs/benchmarks.md)
 def detect_missed() -> dict:
-    """Every 15 s: a missed check-in is found within one period of its time."""
+    """Every 5 s: a missed check-in is found within one period of its time."""
     return checkins.detect_missed()
 
 

@@ -16,8 +16,15 @@ def recovered(battery: int | None) -> str:
     return "求助按钮已恢复心跳" + (f"（电量{battery}%）" if battery is not None else "")
 
 
-def checked_in() -> str:
+def checked_in(names: list[str] | None = None) -> str:
+    """The reply to a check-in; `names` when one phone checked in several residents (a shared home phone)."""
+    if names:
+        return f"已收到{'、'.join(names)}今天的平安打卡，祝您平安健康！"
     return "已收到您今天的平安打卡，祝您平安健康！"
+
+
+def already_checked_in() -> str:
+    return "您今天已经打过平安卡了，谢谢！"
 
 
 def not_enrolled() -> str:

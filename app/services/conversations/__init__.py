@@ -3,6 +3,7 @@ answers, the WeChat menu, and handing a conversation to a person.
 
 This module is the domain's public API: other domains and the routes call only what it names."""
 # ruff: noqa: F401  (every import here is a re-export)
+from app.services.conversations.deferred import NotQueued, receive_later
 from app.services.conversations.handoff import SUBJECTS, hand_over
 from app.services.conversations.inbound import HANDED_OVER, Outcome, receive
 from app.services.conversations.late_answers import (

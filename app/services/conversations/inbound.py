@@ -207,11 +207,12 @@ def _answer_without_bot(turn: Turn) -> list[str] | None:
         if linked is not None:
             return linked
     if turn.channel == "sms":
-        checked_in = care.check_in_by_sms(from_phone=turn.address, text=turn.text)
-        if checked_in:
-            return [checked_in]  # an enrolled resident's 平安打卡 by SMS
+        # Help first: a "1" from a phone a help request is waiting on answers it, even from an enrolled resident.
         if help_service.accept_by_sms(from_phone=turn.address, text=turn.text):
             return []  # a contact took a help alert; the help service confirms it to them
+        checked_in = care.check_in_by_sms(from_phone=turn.address, text=turn.text)
+        if checked_in:
+            return [checked_in]  # an enrolled resident's 平安打卡 by SMS (a bare "好" only answering a check-in call)
     # A work order's follow-up (回访) answer, before a resolved ticket would take "未解决" as a new message and reopen.
     followed_up = workorders.answer_followup_by_message(conversation_id=turn.conversation_id, text=turn.text)
     if followed_up:

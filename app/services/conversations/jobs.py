@@ -1,8 +1,23 @@
 """Conversation jobs: late bot answers, queued once the database is back or handed to staff if lost."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from app.core.tasks import job, requeue_failed
-from app.services.conversations import late_answers
+from app.services.conversations import inbound, late_answers
+
+
+@job("conversations.receive")
+def receive(channel: str, external_id: str, address: str, text: str) -> None:
+    """A message a channel handed over without waiting for its answer (deferred.py)."""
+    inbound.receive(channel=channel, external_id=external_id, address=address, text=text)
+
+
+@job("conversations.requeue_deferred_messages", every=900)
+def requeue_deferred_messages() -> int:
+    """A deferred message whose retries ran out while the database stayed down: Redis holds its only copy, so it
+    is tried again every 15 minutes for two days (receive() answers it once however often it runs)."""
+    return requeue_failed("conversations.receive", max_age=timedelta(days=2))
 
 
 @job("conversations.queue_late_reply", queue="outbound")

@@ -2,9 +2,12 @@
 
 A conversation's rows go out in sequence order, each claimed by a guarded UPDATE so two workers never
 send it twice. A WeChat row with a subscribe template goes as a subscribe message when the resident has an
-unspent grant of it, else as 客服 text; outside WeChat's 48-hour window it goes by SMS instead. The way it
-went is recorded on the row (`route`), and for SMS who carried it (`provider`). Failures retry with exponential
-backoff; a row that cannot be delivered at all is marked and shown to staff.
+unspent grant of it, else as 客服 text; when 客服 refuses it (outside the 48-hour window, 45015; beyond the few
+messages WeChat takes after a menu tap or a subscribe event, 45047) or the resident unfollowed the account, it goes by
+SMS to the resident's phone instead. The way it went is recorded on the row (`route`), and for SMS who carried it
+(`provider`). Failures retry with exponential backoff; a row failed for good, or with no way left (no phone to fall
+back to), flags its conversation and puts it on a ticket for staff; one to a number that opted out of SMS is only
+marked `undeliverable`.
 
 Delivery is at least once: a worker killed between the provider's answer and the commit leaves its row
 "sending"; after the lease the sweeper sends it again (neither WeChat, Twilio nor Aliyun takes an idempotency
@@ -34,7 +37,11 @@ UNFINISHED = ("pending", "sending")
 
 
 class Undeliverable(Exception):
-    """This row can never reach the resident on its channel (unsubscribed, opted out, no fallback)."""
+    """This row can never reach the resident on its channel (the number opted out of SMS)."""
+
+
+class NotFollowing(Exception):
+    """The resident unfollowed the official account: WeChat carries nothing to them, not even a subscribe message."""
 
 
 def deliver(*, outbound_id: int, now: datetime | None = None) -> str:
@@ -92,7 +99,7 @@ def _send(row: OutboundMessage) -> tuple[str | None, str]:
     resident = _resident(row)
     if row.channel == "wechat":
         if not resident.wechat_subscribed:
-            raise Undeliverable("the resident unsubscribed from the official account")
+            raise NotFollowing("the resident unfollowed the official account")
         # The grant is spent (and committed) before the send, so two workers never spend it twice.
         if row.template and outbox.send_subscribe_if_granted(openid=row.to_address, template=row.template,
                                                              fields=row.template_fields):
@@ -116,7 +123,8 @@ def _after_failure(row: OutboundMessage, exc: Exception, *, now: datetime) -> st
     error = f"{type(exc).__name__}: {exc}"[:1000]
     if isinstance(exc, Undeliverable):
         return _finish(row, "undeliverable", error)
-    if getattr(exc, "outside_window", False):
+    if isinstance(exc, NotFollowing) or getattr(exc, "kefu_closed", False):
+        # A subscribe message was tried first when the resident granted one (_send): SMS is the way left.
         return _reroute_to_sms(row, error, now=now)
     if getattr(exc, "opted_out", False):
         _resident(row).sms_opted_out = True
@@ -140,10 +148,11 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _reroute_to_sms(row: OutboundMessage, error: str, *, now: datetime) -> str:
-    """Outside the 48-hour 客服 window: the same row goes to the resident's phone, keeping its place in line."""
+    """WeChat cannot carry the row (客服 refused, or the resident unfollowed): the same row goes to the resident's
+    phone, keeping its place in line."""
     resident = _resident(row)
     if not resident.phone or resident.sms_opted_out:
-        return _finish(row, "undeliverable", error + " (no phone to fall back to)")
+        return _undeliverable(row, error + " (no phone to fall back to)")
     row.channel = "sms"
     row.to_address = resident.phone
     # One SMS of at most 5 segments; Twilio splits it and phones join it again.
@@ -157,6 +166,7 @@ def _reroute_to_sms(row: OutboundMessage, error: str, *, now: datetime) -> str:
 
 
 def _finish(row: OutboundMessage, status: str, error: str) -> str:
+    """The resident's own choice (an SMS opt-out, 21610): marked, shown in the console, no ticket."""
     row.status = status
     row.last_error = error
     db.session.commit()
@@ -166,7 +176,17 @@ def _finish(row: OutboundMessage, status: str, error: str) -> str:
 
 def _give_up(row: OutboundMessage, error: str) -> str:
     """Failed for good: the conversation is flagged and its ticket (opened if need be) records why."""
-    row.status = "failed"
+    return _tell_staff(row, "failed", error)
+
+
+def _undeliverable(row: OutboundMessage, error: str) -> str:
+    """WeChat cannot carry it and there is no phone to fall back to: as for a failure, a person is told (an offer or
+    a help update must never lapse unseen)."""
+    return _tell_staff(row, "undeliverable", error)
+
+
+def _tell_staff(row: OutboundMessage, status: str, error: str) -> str:
+    row.status = status
     row.last_error = error
     conversation = db.session.get(Conversation, row.conversation_id)
     conversation.needs_attention = True
@@ -177,11 +197,12 @@ def _give_up(row: OutboundMessage, error: str) -> str:
                                      subject=f"消息未能送达：{row.body[:40]}", conversation_id=conversation.id,
                                      resident_id=conversation.resident_id, body=row.body)
         tickets.add_event(ticket_id=ticket.id, kind="delivery_failed", body=error,
-                          data={"outbound_id": row.id, "channel": row.channel, "attempts": row.attempts})
+                          data={"outbound_id": row.id, "channel": row.channel, "attempts": row.attempts,
+                                "status": status})
     else:
-        log.error("outbox %s failed and no street exists for a ticket: %s", row.id, error)
+        log.error("outbox %s %s and no street exists for a ticket: %s", row.id, status, error)
     _kick_next(row.conversation_id)
-    return "failed"
+    return status
 
 
 def _kick_next(conversation_id: int) -> None:

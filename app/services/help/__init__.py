@@ -39,5 +39,5 @@ from app.services.help.devices import (
     sign,
 )
 from app.services.help.listing import STATUS_LABELS, open_alerts
-from app.services.help.provider_reports import read_provider_report, take_provider_report
+from app.services.help.provider_reports import key_to_take, read_provider_report, take_provider_report
 from app.services.help.texts import OUTCOMES, call_no_key, call_passed, call_prompt, call_taken

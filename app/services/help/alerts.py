@@ -277,7 +277,10 @@ def answer_call_key(*, alert_id: int, attempt_id: int, digits: str, now: datetim
     if attempt is None or attempt.alert_id != alert_id:
         raise NotFound("no such call attempt")
     if digits == "1":
-        won = accept(alert_id=alert_id, via="voice", contact_id=attempt.contact_id, attempt_id=attempt_id, now=now)
+        # A staff stand-in's call (on-duty staff of a missed check-in, a re-alerted staff acceptor) has no contact:
+        # the staff member it rang accepts, so a re-alert can ring them first.
+        won = accept(alert_id=alert_id, via="voice", contact_id=attempt.contact_id,
+                     staff_id=escalation.staff_behind(attempt), attempt_id=attempt_id, now=now)
         return "accepted" if won else "taken"
     if digits == "2":
         alert = db.session.get(HelpAlert, alert_id)
@@ -362,7 +365,8 @@ def call_again(*, alert_id: int, staff_id: int, now: datetime | None = None) -> 
 
 
 def realert_unresolved(*, alert_id: int, accepted_before: datetime, now: datetime | None = None) -> bool:
-    """An accepted alert nobody closed since `accepted_before` rings again: its acceptor first, then the chain.
+    """An accepted alert nobody closed since `accepted_before` rings again: its acceptor first (the contact, or the
+    staff member who accepted at the console or by key 1 on an on-duty call, by their phone), then the chain.
 
     False if it was closed, re-accepted later or already reopened (the same compare-and-set as call_again).
     """
@@ -373,14 +377,17 @@ def realert_unresolved(*, alert_id: int, accepted_before: datetime, now: datetim
         db.session.rollback()
         return False
     who = winner_name(alert)
-    return _reopen(alert, now=now, lead_contact_id=alert.accepted_contact_id, accepted_at=alert.accepted_at,
+    return _reopen(alert, now=now, lead_contact_id=alert.accepted_contact_id, lead_staff_id=alert.accepted_staff_id,
+                   accepted_at=alert.accepted_at,
                    body=f"{who}接受后求助仍未结束，再次呼叫：先{who}，再按求助链（第{alert.round + 1}轮）",
                    data={"realert": True})
 
 
 def _reopen(alert: HelpAlert, *, now: datetime, body: str, data: dict, staff_id: int | None = None,
-            lead_contact_id: int | None = None, accepted_at: datetime | None = None) -> bool:
-    """accepted -> escalating, a new round from the top, led by `lead_contact_id`; False if someone else moved it."""
+            lead_contact_id: int | None = None, lead_staff_id: int | None = None,
+            accepted_at: datetime | None = None) -> bool:
+    """accepted -> escalating, a new round from the top, led by the given contact or staff member; False if someone
+    else moved it."""
     round_ = alert.round
     guard = [HelpAlert.id == alert.id, HelpAlert.status == "accepted", HelpAlert.round == round_]
     if accepted_at is not None:
@@ -388,7 +395,8 @@ def _reopen(alert: HelpAlert, *, now: datetime, body: str, data: dict, staff_id:
     reopened = db.session.execute(
         update(HelpAlert).where(*guard)
         .values(status="escalating", round=round_ + 1, step=0, step_due_at=now, accepted_contact_id=None,
-                accepted_staff_id=None, accepted_via=None, accepted_at=None, lead_contact_id=lead_contact_id)
+                accepted_staff_id=None, accepted_via=None, accepted_at=None, lead_contact_id=lead_contact_id,
+                lead_staff_id=lead_staff_id)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not reopened:

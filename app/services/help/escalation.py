@@ -31,6 +31,7 @@ from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
 from app.models.base import utcnow
 from app.services import residents
 from app.services.help import texts
+from app.services.help.chains import chain_of, channels_of
 from app.services.help.events import ensure_ticket, record, record_many
 from app.services.help.provider_refs import call_ref
 from integrations.telephony import KeyPressCall, TextMessage
@@ -43,44 +44,33 @@ PENDING_GRACE = timedelta(seconds=10)
 DIALING_LOST_AFTER = timedelta(minutes=2)
 # With nobody reachable in the chain the alert stays in alarm and is looked at again this often.
 EMPTY_CHAIN_RETRY = timedelta(seconds=60)
-# The shortest time from the start of a round's last step to the next round (see expedite).
+# The shortest time from the start of a round's last step to the next round (see expedite). A provider with flow
+# control per number (Aliyun: min_redial_seconds, 60) also holds a new call to a number it called (_redial_not_before).
 ROUND_PAUSE = timedelta(seconds=30)
 # Call outcomes after which the contact can no longer accept by this call: move on at once.
 CALL_ENDED = frozenset({"no-answer", "busy", "failed", "canceled", "completed"})
 SWEEP_BATCH = 500
 # Attempts of a wave per `help.place_attempts` job: small enough that every worker takes a share of the calls.
 PLACE_CHUNK = 25
-CHANNEL_ORDER = ("voice", "sms", "wechat")
 CHANNEL_NAMES = {"voice": "电话", "sms": "短信", "wechat": "微信"}
 
 
-def channels_of(contact: HelpContact) -> list[str]:
-    """The channels this contact can actually be reached on, in the order they are tried."""
-    wanted = {c.strip() for c in (contact.channels or "").split(",")}
-    reachable = {"voice": bool(contact.phone), "sms": bool(contact.phone), "wechat": bool(contact.wechat_openid)}
-    return [c for c in CHANNEL_ORDER if c in wanted and reachable[c]]
-
-
-def chain_of(*, resident_id: int) -> list[HelpContact]:
-    """The resident's chain in order; retired contacts (position <= 0) and unreachable ones are skipped."""
-    contacts = db.session.scalars(
-        select(HelpContact).where(HelpContact.resident_id == resident_id, HelpContact.position > 0)
-        .order_by(HelpContact.position)
-    ).all()
-    return [c for c in contacts if channels_of(c)]
-
-
 def chain_for(alert: HelpAlert) -> list[HelpContact]:
-    """The alert's chain: whoever leads it (the resident for a missed check-in, a re-alerted acceptor) first."""
+    """The alert's chain: whoever leads it first (a re-alerted acceptor, contact or staff member; then the resident
+    for a missed check-in), then the resident's contacts, then (missed check-in) the street's on-duty staff."""
     lead: list[HelpContact] = []
-    if alert.lead_resident:
-        resident = db.session.get(Resident, alert.resident_id)
-        if resident.phone:
-            lead.append(_resident_stand_in(resident))
     if alert.lead_contact_id:
         contact = db.session.get(HelpContact, alert.lead_contact_id)
         if contact is not None and channels_of(contact):
             lead.append(contact)
+    if alert.lead_staff_id:
+        staff = db.session.get(Staff, alert.lead_staff_id)
+        if staff is not None and staff.active and staff.phone:
+            lead.append(_staff_stand_in(alert, staff, name=staff.display_name))
+    if alert.lead_resident:
+        resident = db.session.get(Resident, alert.resident_id)
+        if resident.phone:
+            lead.append(_resident_stand_in(resident))
     return lead + chain_of(resident_id=alert.resident_id) + (_on_duty_staff(alert) if alert.lead_resident else [])
 
 
@@ -97,9 +87,24 @@ def _on_duty_staff(alert: HelpAlert) -> list[HelpContact]:
         select(Staff).where(Staff.street_id == street_id, Staff.on_duty.is_(True), Staff.active.is_(True),
                             Staff.phone.is_not(None)).order_by(Staff.id)
     ).all()
-    return [HelpContact(id=None, resident_id=alert.resident_id, position=0, name=f"值班{s.display_name}",
-                        phone=s.phone, relation="staff", channels="voice", ring_seconds=30, wait_seconds=60)
-            for s in on_duty]
+    return [_staff_stand_in(alert, s, name=f"值班{s.display_name}") for s in on_duty]
+
+
+def _staff_stand_in(alert: HelpAlert, staff: Staff, *, name: str) -> HelpContact:
+    # Not stored, like the resident's: the attempt carries no contact id; staff_behind finds who it rang.
+    return HelpContact(id=None, resident_id=alert.resident_id, position=0, name=name, phone=staff.phone,
+                       relation="staff", channels="voice", ring_seconds=30, wait_seconds=60)
+
+
+def staff_behind(attempt: EscalationStep) -> int | None:
+    """The staff member an attempt without a contact rang (an on-duty or re-alerted staff stand-in), by phone."""
+    if attempt.contact_id is not None or not attempt.to_address:
+        return None
+    alert = db.session.get(HelpAlert, attempt.alert_id)
+    street_id = residents.street_of(db.session.get(Resident, alert.resident_id))
+    return db.session.scalar(
+        select(Staff.id).where(Staff.phone == attempt.to_address, Staff.street_id == street_id,
+                               Staff.active.is_(True)).order_by(Staff.on_duty.desc(), Staff.id).limit(1))
 
 
 def next_position(round_: int, step: int, chain_length: int) -> tuple[int, int, bool]:
@@ -124,6 +129,9 @@ def advance(*, alert_id: int, round: int, step: int, now: datetime | None = None
     chain = chain_for(alert)
     new_round, new_step, ran_out = next_position(round, step, len(chain))
     contact = chain[new_step - 1] if chain else None
+    not_before = _redial_not_before(alert_id, contact, now)
+    if not_before is not None:
+        return _wait_to_redial(alert_id, round, step, not_before, ran_out)
     due = now + (timedelta(seconds=contact.ring_seconds + contact.wait_seconds) if contact else EMPTY_CHAIN_RETRY)
     moved = db.session.execute(
         update(HelpAlert)
@@ -156,6 +164,45 @@ def advance(*, alert_id: int, round: int, step: int, now: datetime | None = None
 
         tell_resident(alert_id=alert_id, body=texts.resident_received(), key="received")
     return True
+
+
+def _redial_not_before(alert_id: int, contact: HelpContact | None, now: datetime) -> datetime | None:
+    """When this alert may call the contact's number again, if that is later than now; else None.
+
+    A provider with flow control per number (Aliyun's voice service: 1 call a minute) refuses a sooner call, and a
+    refused call is a contact skipped for the round: a chain of one contact that ends busy, or a short chain whose
+    calls all fail at once, would come back to the number within the minute (ROUND_PAUSE is 30 s, Twilio's). The
+    time of the last call is its attempt's claim (created with the step; placed at once, or by the sweeper within
+    PENDING_GRACE). Per alert: two alerts calling one number (a grid worker) within the minute are not held apart;
+    Aliyun refuses the second, recorded as a failed attempt, and that chain moves on.
+    """
+    if contact is None or not contact.phone or "voice" not in channels_of(contact):
+        return None
+    provider = transports.telephony_for(contact.phone)
+    gap = getattr(provider, "min_redial_seconds", 0)
+    if not gap:
+        return None
+    last = db.session.scalar(
+        select(func.max(EscalationStep.created_at))
+        .where(EscalationStep.alert_id == alert_id, EscalationStep.channel == "voice",
+               EscalationStep.to_address == contact.phone, EscalationStep.provider == provider.name))
+    not_before = last + timedelta(seconds=gap) if last is not None else None
+    return not_before if not_before is not None and not_before > now else None
+
+
+def _wait_to_redial(alert_id: int, round_: int, step: int, not_before: datetime, ran_out: bool) -> bool:
+    """Keep (round, step) until the number may be called again; the board's alarm goes on now if the round ran out."""
+    waited = db.session.execute(
+        update(HelpAlert)
+        .where(HelpAlert.id == alert_id, HelpAlert.status == "escalating",
+               HelpAlert.round == round_, HelpAlert.step == step)
+        .values(step_due_at=not_before, alarm=HelpAlert.alarm | ran_out)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if waited:
+        _schedule(alert_id, round_, step, not_before, f"redial-{int(not_before.timestamp())}")
+    return False
 
 
 def _claim_attempts(alert_id: int, round_: int, step: int, contact: HelpContact) -> list[EscalationStep]:
@@ -264,7 +311,7 @@ def _first_of(alert: HelpAlert, resident: Resident, first_contact: HelpContact |
     """chain_for(alert)[0] when it is the resident or their chain's first contact; None for the other cases."""
     if alert.lead_resident and resident.phone:
         return _resident_stand_in(resident)
-    if alert.lead_contact_id:
+    if alert.lead_contact_id or alert.lead_staff_id:
         return None
     return first_contact
 
@@ -377,15 +424,29 @@ class _Dial:
     text: str  # the call's speech, the SMS body or the WeChat text
     sms: texts.Sms | None
     ring_seconds: int
+    script: str = "help"  # what a call says (integrations.telephony.SCRIPTS)
 
 
 def _dial_of(attempt: EscalationStep, alert: HelpAlert, resident: Resident, contact: HelpContact | None) -> _Dial:
     sms = texts.request_sms(resident, attempt.short_code) if attempt.channel == "sms" else None
+    script = call_script_of(alert, attempt, resident)
     text = (texts.wechat_request(resident) if attempt.channel == "wechat"
-            else texts.call_speech(resident) if attempt.channel == "voice" else sms.body)
+            else texts.call_speech(resident, script) if attempt.channel == "voice" else sms.body)
     return _Dial(id=attempt.id, alert_id=attempt.alert_id, ticket_id=alert.ticket_id, channel=attempt.channel,
                  to_address=attempt.to_address, text=text, sms=sms,
-                 ring_seconds=contact.ring_seconds if contact else 30)
+                 ring_seconds=contact.ring_seconds if contact else 30, script=script)
+
+
+def call_script_of(alert: HelpAlert, attempt: EscalationStep, resident: Resident) -> str:
+    """Which words a call of this attempt says, for a provider that fixes them when the call is placed (Aliyun):
+    "resident" for a missed check-in's call to the resident themself (its stand-in attempt: no contact, the
+    resident's phone; the attempt care.is_resident_call recognises, whose key 1 is the check-in), "checkin" for
+    the other calls of a missed check-in, "help" otherwise. Twilio asks the routes for the words instead."""
+    if alert.source != "checkin":
+        return "help"
+    if alert.lead_resident and attempt.contact_id is None and attempt.to_address == resident.phone:
+        return "resident"
+    return "checkin"
 
 
 def place_attempt(*, step_id: int, now: datetime | None = None) -> bool:
@@ -450,7 +511,8 @@ def _send(dial: _Dial, provider) -> str | None:
     if dial.channel == "voice":
         base = f"{setting('PUBLIC_BASE_URL').rstrip('/')}/voice/alerts/{dial.alert_id}/steps/{dial.id}"
         return provider.place_call(KeyPressCall(to=dial.to_address, callback_base=base, ref=call_ref(dial.id),
-                                                speech=dial.text, ring_seconds=dial.ring_seconds))
+                                                speech=dial.text, ring_seconds=dial.ring_seconds,
+                                                script=dial.script))
     return provider.send_text(TextMessage(to=dial.to_address, body=dial.sms.body, template=dial.sms.template,
                                           params=dial.sms.params))
 

@@ -42,5 +42,5 @@ def send_contact_sms_job(phone: str, body: str, template: str | None = None, par
 
 @job("help.tell_family", queue="outbound")
 def tell_family(alert_id: int, event: str) -> int:
-    """Family contacts' WeChat notices of an alert raised or accepted (outbound: never ahead of a call)."""
+    """Family contacts' notices (WeChat, else SMS) of an alert raised or accepted (outbound: never ahead of a call)."""
     return notices.tell_family(alert_id=alert_id, event=event)

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, HelpContact, HelpPress, Resident, Ticket, TicketEvent
-from app.services.help.escalation import chain_of
+from app.services.help.chains import chain_of
 from app.services.help.notices import winner_name
 
 STATUS_LABELS = {"escalating": "呼叫中", "accepted": "已有人接受", "resolved": "已结束", "cancelled": "已取消"}

@@ -13,10 +13,14 @@ from app.core.extensions import db
 from app.models import EscalationStep, HelpAlert, HelpContact, Resident, Staff
 from app.services import outbox
 from app.services.help import texts
+from app.services.help.chains import chain_of, channels_of
 from app.services.help.events import record
 from integrations.telephony import TextMessage
 
 log = logging.getLogger(__name__)
+
+# Attempts that never reached their contact: nobody is told "taken" for them.
+REACHED_NOT = ("pending", "skipped", "send_failed")
 
 
 def tell_resident(*, alert_id: int, body: str, key: str) -> bool:
@@ -80,9 +84,13 @@ def queue_family_news(*, alert_id: int, event: str) -> None:
 
 
 def tell_family(*, alert_id: int, event: str) -> int:
-    """A WeChat notice (subscribe message `help_update`, else 客服 in the 48-hour window) to each family contact
-    who follows the account; the number reached. WeChat only: the chain's calls and SMS already reach the others,
-    and an SMS per contact at every alert would drown the one that asks them to come."""
+    """A notice to each family contact (not the staff group): by WeChat to those who follow the account (subscribe
+    message `help_update`, else 客服 in the 48-hour window), else by SMS (issue 22); the number reached.
+
+    No SMS to a contact the chain texts about this alert (its SMS asks them to come: a second one would drown it) nor,
+    once accepted, to the acceptor or to a contact the chain reached (tell_contacts_taken_now tells them it is taken).
+    docs/help.md, "Family notices".
+    """
     alert = db.session.get(HelpAlert, alert_id)
     resident = db.session.get(Resident, alert.resident_id)
     if event == "accepted":
@@ -91,18 +99,47 @@ def tell_family(*, alert_id: int, event: str) -> int:
         body, status = texts.family_raised(resident), "呼叫中"
     contacts = db.session.scalars(
         select(HelpContact).where(HelpContact.resident_id == resident.id, HelpContact.position > 0,
-                                  HelpContact.relation != "staff", HelpContact.wechat_openid.is_not(None))
+                                  HelpContact.relation != "staff")
         .order_by(HelpContact.position)
     ).all()
+    told_by_chain = _reached_by_chain(alert) if event == "accepted" else _texted_by_chain(alert, contacts)
     when = (alert.accepted_at if event == "accepted" else alert.created_at) or alert.created_at
     fields = {"resident": resident.name, "status": status,
               "time": when.astimezone(ZoneInfo(setting("TIMEZONE"))).strftime("%Y年%m月%d日 %H:%M")}
     reached = 0
     for contact in contacts:
-        route = outbox.notify_contact(openid=contact.wechat_openid, phone=None, template="help_update", fields=fields,
+        if event == "accepted" and contact.id == alert.accepted_contact_id:
+            continue  # the acceptor knows
+        phone = None if contact.id in told_by_chain else contact.phone
+        if not contact.wechat_openid and not phone:
+            continue
+        route = outbox.notify_contact(openid=contact.wechat_openid, phone=phone, template="help_update", fields=fields,
                                       body=body, dedup_key=f"help-family:{alert_id}:{event}:{contact.id}")
         reached += route != "none"
     return reached
+
+
+def _texted_by_chain(alert: HelpAlert, contacts: list[HelpContact]) -> set[int]:
+    """Contacts with an SMS attempt of this alert (on its way or sent) and, before the first step, the chain's first
+    contact when that step texts them (the notice job and the first step are queued together at the raise)."""
+    texted = set(db.session.scalars(
+        select(EscalationStep.contact_id).where(EscalationStep.alert_id == alert.id, EscalationStep.channel == "sms",
+                                                EscalationStep.contact_id.is_not(None),
+                                                EscalationStep.status.notin_(("skipped", "send_failed")))))
+    if alert.status == "escalating" and (alert.round, alert.step) == (1, 0) and not alert.lead_resident:
+        first = next((c for c in contacts if c.id == alert.lead_contact_id), None) \
+            or next(iter(chain_of(resident_id=alert.resident_id)), None)
+        if first is not None and "sms" in channels_of(first):
+            texted.add(first.id)
+    return texted
+
+
+def _reached_by_chain(alert: HelpAlert) -> set[int]:
+    """Contacts tell_contacts_taken_now tells that the alert is taken (an attempt that reached them)."""
+    return set(db.session.scalars(
+        select(EscalationStep.contact_id).where(EscalationStep.alert_id == alert.id,
+                                                EscalationStep.contact_id.is_not(None),
+                                                EscalationStep.status.notin_(REACHED_NOT))))
 
 
 def tell_contacts_taken_now(*, alert_id: int) -> int:
@@ -112,8 +149,7 @@ def tell_contacts_taken_now(*, alert_id: int) -> int:
     winner = winner_name(alert)
     reached = db.session.execute(
         select(EscalationStep.contact_id, EscalationStep.channel, EscalationStep.to_address, EscalationStep.id)
-        .where(EscalationStep.alert_id == alert_id,
-               EscalationStep.status.notin_(("pending", "skipped", "send_failed")))
+        .where(EscalationStep.alert_id == alert_id, EscalationStep.status.notin_(REACHED_NOT))
         .order_by(EscalationStep.id)
     ).all()
     winner_phone = None

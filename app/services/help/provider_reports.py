@@ -3,6 +3,11 @@
 Twilio asks for the words after a key (Gather), so its acceptance is answered in the call (channels/voice.py).
 Aliyun's words after each key were fixed when the call was placed ("we are confirming, an SMS follows"), so
 here the key decides, and the contact reads the outcome: confirmed, or taken by someone else.
+
+Not every report is help's alone, as on Twilio's path: a missed check-in's call to the resident themself is care's
+(their key 1 is their check-in), and an SMS reply may be a resident's 平安. The route (app/channels/aliyun.py)
+asks care first for those, as app/channels/voice.py does, and uses `key_to_take` so that a key reported twice
+(VoiceCallReport, then VoiceReport) is taken once.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ KEY_PRESSED = "300000"
 class ProviderReport:
     kind: str  # "key", "end", "progress", "sms_reply"
     attempt_id: int | None = None
+    alert_id: int | None = None
     call_id: str | None = None
     digits: str = ""
     call_status: str = ""
@@ -51,27 +57,41 @@ def read_provider_report(message_type: str, item: dict) -> ProviderReport | None
     digits = str(item.get("dtmf") or "")[:1]
     status = str(item.get("status_code") or "")
     if message_type == "VoiceReport":
-        return ProviderReport("end", attempt_id=attempt_id, call_id=call_id, digits=digits,
-                              call_status=ALIYUN_CALL_END.get(status, "failed"))
-    return ProviderReport("key" if digits else "progress", attempt_id=attempt_id, call_id=call_id, digits=digits)
+        return ProviderReport("end", attempt_id=attempt_id, alert_id=attempt.alert_id, call_id=call_id,
+                              digits=digits, call_status=ALIYUN_CALL_END.get(status, "failed"))
+    return ProviderReport("key" if digits else "progress", attempt_id=attempt_id, alert_id=attempt.alert_id,
+                          call_id=call_id, digits=digits)
 
 
-def take_provider_report(report: ProviderReport) -> None:
-    """Act on a checked report: a key press, the end of a call, or an SMS reply."""
+def key_to_take(report: ProviderReport) -> str:
+    """The key of a call report that still decides something: "1" or "2" while its attempt has taken no key.
+
+    "" for no key, any other key (no choice: the call goes on to its end) and a key taken already (a VoiceCallReport
+    and the VoiceReport of the call's end both carry it; Aliyun retries pushes)."""
+    if report.kind == "sms_reply" or report.digits not in ("1", "2"):
+        return ""
+    attempt = db.session.get(EscalationStep, report.attempt_id)
+    return "" if attempt.status in ("accepted", "passed") else report.digits
+
+
+def take_provider_report(report: ProviderReport, *, key_taken: bool = False) -> None:
+    """Act on a checked report: a contact's key press, the end of a call, or a contact's SMS reply (acceptance).
+
+    `key_taken`: the caller took the report's key itself (care's check-in on the resident's own call): only the
+    end of the call is recorded here."""
     if report.kind == "sms_reply":
         accept_by_sms(from_phone=report.phone, text=report.text)
         return
     attempt = db.session.get(EscalationStep, report.attempt_id)
-    if report.digits:
-        _take_key(attempt, report.digits)
+    digits = "" if key_taken else key_to_take(report)
+    if digits:
+        _take_key(attempt, digits)
     if report.kind == "end":
         record_call_status(alert_id=attempt.alert_id, attempt_id=attempt.id, call_status=report.call_status,
                            call_sid=report.call_id)
 
 
 def _take_key(attempt: EscalationStep, digits: str) -> None:
-    if attempt.status in ("accepted", "passed") or digits not in ("1", "2"):
-        return  # the same key reported again (a VoiceCallReport and the VoiceReport both carry it), or no choice
     outcome = answer_call_key(alert_id=attempt.alert_id, attempt_id=attempt.id, digits=digits)
     if digits != "1":
         return

@@ -99,9 +99,10 @@ def closed_sms() -> Sms:
     return Sms("help_closed", sms_closed())
 
 
-def call_speech(resident) -> dict[str, str]:
-    """The variables of the approved call intro (Aliyun's TTS template; Twilio's TwiML says call_intro)."""
-    return _place(resident)
+def call_speech(resident, script: str = "help") -> dict[str, str]:
+    """The variables of the approved call intro of a script (Aliyun's TTS templates; Twilio's TwiML says call_intro,
+    or care's words to the resident): the resident's own check-in call names them only."""
+    return {"name": resident.name} if script == "resident" else _place(resident)
 
 
 def update_fields(resident, body: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Messages to people without a conversation of their own (a resident's family contacts, staff), sent at once.
 
 The same choice as delivery makes for a resident's row: a WeChat subscribe message when that openid granted the
-template, else a 客服 message (WeChat refuses it outside the 48-hour window: 45015), else SMS (Twilio or Aliyun, by
-the number). Nothing is queued: the caller (an alert being escalated) wants to know now which way it went, and
+template, else a 客服 message (WeChat refuses it outside the 48-hour window, 45015, or beyond its count, 45047),
+else SMS (Twilio or Aliyun, by the number). Nothing is queued: the caller (an alert being escalated) wants to know now which way it went, and
 retries by its own schedule.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _send(*, openid: str | None, phone: str | None, template: str, fields: dict,
         try:
             wechat.send_text(openid, body)
             return "kefu"
-        except Exception as exc:  # 45015 outside the window, or WeChat down: SMS next
+        except Exception as exc:  # 45015 outside the window, 45047 over the count, WeChat down: SMS next
             log.info("客服 message to a contact not sent: %s", exc)
     if phone:
         try:

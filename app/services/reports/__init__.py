@@ -73,14 +73,14 @@ def communities(*, street_id: int) -> list[Community]:
 
 
 def _registry():
-    from app.services.reports import appointments, bot, help_alerts, outcome, speed, volume
+    from app.services.reports import appointments, bot, departments, help_alerts, outcome, speed, volume
 
     return {"volume": volume, "speed": speed, "outcome": outcome, "bot": bot, "help": help_alerts,
-            "appointments": appointments}
+            "appointments": appointments, "departments": departments}
 
 
 TITLES = {"volume": "业务量", "speed": "响应速度", "outcome": "办理结果", "bot": "机器人", "help": "一键求助",
-          "appointments": "预约挂号"}
+          "appointments": "预约挂号", "departments": "部门办理"}
 
 
 def run(*, name: str, scope: Scope) -> dict:

@@ -23,6 +23,8 @@ from app.services.workorders.followup import parse_answer as parse_followup_answ
 from app.services.workorders.limits import all_limits, limits_for, set_limit
 from app.services.workorders.orders import (
     STATE_LABELS,
+    acknowledge,
+    breached_orders,
     department_queue,
     dispatch,
     oversee,

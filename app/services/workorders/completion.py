@@ -77,6 +77,7 @@ def reopen_with_ticket(*, ticket_id: int, reason: str, staff_id: int | None = No
 def _finish(ticket: Ticket, order: WorkOrder, actor: Staff, now: datetime, *, body: str, **data) -> None:
     orders.moved(order, "dispatched", order.department_id, state="done", done_at=now,
                  responded_at=order.responded_at or now)
+    orders.end_turn(order.id, outcome="done", now=now)
     orders.event(ticket.id, "complete", body, staff_id=actor.id, now=now, department_id=order.department_id, **data)
     tickets.resolve_ticket(ticket_id=ticket.id, staff_id=actor.id, now=now, ask_rating=False)  # commits
     followup.ask(work_order_id=order.id, now=now)

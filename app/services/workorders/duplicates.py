@@ -100,8 +100,10 @@ def tell_outcome(*, parent_ticket_id: int, now: datetime | None = None) -> int:
         child = db.session.get(Ticket, child_id)
         body = f"您反映的问题与其他居民反映的是同一问题（工单 #{parent.id}），现已处理完毕。感谢您的反映！"
         staged = _stage_notice(child, body)
-        event(child.id, "duplicate_outcome", "主工单已办结，已告知本工单居民", staff_id=None, now=now,
-              parent_ticket_id=parent.id)
+        # The record says whether anyone was told: a reporter with no channel hears nothing, and staff must know.
+        event(child.id, "duplicate_outcome",
+              "主工单已办结，已告知本工单居民" if staged is not None else "主工单已办结，但本工单居民没有可联系的渠道，无法告知",
+              staff_id=None, now=now, parent_ticket_id=parent.id, told=staged is not None)
         db.session.commit()
         if staged is not None:
             outbox.dispatch(outbound_ids=[staged])

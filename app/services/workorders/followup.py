@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from app.core.config import setting
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import FollowUp, ResidentRequest, Ticket, WorkOrder
+from app.models import FollowUp, ResidentRequest, Ticket, WorkOrder, WorkOrderDispatch
 from app.models.base import utcnow
 from app.services import outbox, tickets
 from app.services.workorders import orders
@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 TEMPLATE = "ticket_followup"
 THANKS_SOLVED = "感谢您的回访评价！如还有需要，随时留言。"
 THANKS_REOPENED = "收到，您反映的问题已重新交给原办理部门，我们会尽快处理。"
+
+
+def not_reopened(*, ticket_id: int | None) -> str:
+    """The reply to "未解决" when the ticket could not reopen: the conversation's other open ticket holds it."""
+    where = f"（工单 #{ticket_id}）" if ticket_id else ""
+    return (f"收到，问题还没有解决。您还有一个正在处理的诉求{where}，这个问题暂时无法重新打开；"
+            "请直接回复说明情况，工作人员会一并处理。")
 _ANSWER = re.compile(
     r"^\s*(已解决|已经解决|解决了|未解决|没解决|没有解决|还没解决)\s*[，,。.!！ ]*\s*(?:满意度)?\s*([1-5１-５])?\s*(?:分|星)?"
     r"\s*[。.!！]?\s*$")
@@ -66,7 +73,10 @@ def ask(*, work_order_id: int, now: datetime | None = None) -> FollowUp | None:
     if conversation_id is None and ticket.resident_id is not None:
         reached = outbox.conversation_to_reach(resident_id=ticket.resident_id)
         conversation_id = reached.id if reached else None
-    followup = FollowUp(work_order_id=order.id, ticket_id=ticket.id, resident_id=ticket.resident_id,
+    # The turn that was completed (the latest): the answer counts for the department that had it.
+    turn = db.session.scalar(select(WorkOrderDispatch.id).where(WorkOrderDispatch.work_order_id == order.id)
+                             .order_by(WorkOrderDispatch.id.desc()).limit(1))
+    followup = FollowUp(work_order_id=order.id, dispatch_id=turn, ticket_id=ticket.id, resident_id=ticket.resident_id,
                         conversation_id=conversation_id, asked_at=now,
                         status="asked" if conversation_id is not None else "expired")
     if conversation_id is not None:
@@ -107,10 +117,12 @@ def answer_by_message(*, conversation_id: int, text: str, now: datetime | None =
         return ASK_AGAIN
     solved, score = parsed
     try:
-        _record(followup, solved=solved, satisfaction=score, text=text, via="chat", now=now or utcnow())
+        refused_by = _record(followup, solved=solved, satisfaction=score, text=text, via="chat", now=now or utcnow())
     except Conflict:  # answered a moment ago (a retried webhook): the first answer stands
         return None
-    return THANKS_SOLVED if solved else THANKS_REOPENED
+    if solved:
+        return THANKS_SOLVED
+    return THANKS_REOPENED if refused_by is None else not_reopened(ticket_id=refused_by)
 
 
 def answer(*, followup_id: int, resident_id: int, solved: bool, satisfaction: int | None = None,
@@ -141,7 +153,9 @@ def answer_of_request(*, resident_id: int, request_id: int, solved: bool, satisf
 
 
 def _record(followup: FollowUp, *, solved: bool, satisfaction: int | None, text: str | None, via: str,
-            now: datetime) -> None:
+            now: datetime) -> int | None:
+    """Record the answer; "not solved" reopens. None, or when the reopening was refused the id of the open ticket
+    that holds the conversation (0 if none is found), so the reply can say so."""
     if followup.status != "asked":
         raise Conflict("这次回访已结束", code="followup_closed", details={"status": followup.status})
     won = db.session.execute(
@@ -158,12 +172,12 @@ def _record(followup: FollowUp, *, solved: bool, satisfaction: int | None, text:
     event(followup.ticket_id, "followup_answer", body, staff_id=None, now=now, followup_id=followup.id,
           solved=solved, satisfaction=satisfaction, via=via)
     db.session.commit()
-    if not solved:
-        _reopen(followup, now)
+    return None if solved else _reopen(followup, now)
 
 
-def _reopen(followup: FollowUp, now: datetime) -> None:
-    """Not solved: the ticket opens again and goes back to the same department, its limits counted from now."""
+def _reopen(followup: FollowUp, now: datetime) -> int | None:
+    """Not solved: the ticket opens again and goes back to the same department, its limits counted from now. None
+    when it did; else the open ticket that holds the conversation (0 if none is found)."""
     order = db.session.get(WorkOrder, followup.work_order_id)
     ticket = db.session.get(Ticket, followup.ticket_id)
     if ticket.status == "resolved":
@@ -171,13 +185,18 @@ def _reopen(followup: FollowUp, now: datetime) -> None:
             tickets.set_status(ticket_id=ticket.id, staff_id=None, status="open", now=now)
         except Conflict as exc:  # the conversation has another open ticket already
             db.session.rollback()
-            event(ticket.id, "reopen_refused", f"回访未解决，但无法重新打开：{exc.message}", staff_id=None, now=now)
+            holder = db.session.scalar(select(Ticket.id).where(
+                Ticket.conversation_id == ticket.conversation_id, Ticket.id != ticket.id,
+                Ticket.status.in_(orders.OPEN)).order_by(Ticket.id.desc()).limit(1)) if ticket.conversation_id else None
+            event(ticket.id, "reopen_refused", f"回访未解决，但无法重新打开：{exc.message}", staff_id=None, now=now,
+                  open_ticket_id=holder)
             db.session.commit()
-            return
+            return holder or 0
     db.session.refresh(ticket)
     orders.reopen(order, ticket, now=now, staff_id=None, body=f"回访未解决，退回“{order.department.name}”重新办理",
                   via="followup")
     db.session.commit()
+    return None
 
 
 def expire_open(*, work_order_id: int) -> None:
@@ -220,6 +239,7 @@ def _settle_resolved_elsewhere(now: datetime) -> None:
         if db.session.execute(update(WorkOrder).where(WorkOrder.id == order_id, WorkOrder.state == "dispatched")
                               .values(state="done", done_at=resolved_at or now)
                               .execution_options(synchronize_session=False)).rowcount:
+            orders.end_turn(order_id, outcome="done", now=resolved_at or now)
             event(ticket_id, "complete", "工单已解决，部门工单随之办结", staff_id=None, now=now)
         db.session.commit()
 

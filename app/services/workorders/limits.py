@@ -1,7 +1,8 @@
-"""Time limits of a work order (response, handling) per category and priority.
+"""Time limits of a work order (response, handling) per street, category and priority.
 
-A row of work_order_time_limits for (category, priority) wins, then the category's row for every priority
-(priority NULL), then the settings WORKORDER_RESPONSE_MINUTES / WORKORDER_HANDLING_MINUTES."""
+A street's row of work_order_time_limits for (category, priority) wins, then its category's row for every priority
+(priority NULL), then the settings WORKORDER_RESPONSE_MINUTES / WORKORDER_HANDLING_MINUTES. Each street's team lead
+sets only their street's rows: another street's deadlines are none of theirs."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,9 +16,9 @@ from app.models import Staff, WorkOrderTimeLimit
 from app.models.tickets import TICKET_PRIORITIES
 
 
-def limits_for(*, category: str, priority: str) -> tuple[timedelta, timedelta]:
+def limits_for(*, street_id: int, category: str, priority: str) -> tuple[timedelta, timedelta]:
     rows = db.session.scalars(select(WorkOrderTimeLimit).where(
-        WorkOrderTimeLimit.category == category,
+        WorkOrderTimeLimit.street_id == street_id, WorkOrderTimeLimit.category == category,
         or_(WorkOrderTimeLimit.priority == priority, WorkOrderTimeLimit.priority.is_(None)))).all()
     row = next((r for r in rows if r.priority == priority), None) or next(iter(rows), None)
     if row is None:
@@ -26,14 +27,15 @@ def limits_for(*, category: str, priority: str) -> tuple[timedelta, timedelta]:
     return timedelta(minutes=row.response_minutes), timedelta(minutes=row.handling_minutes)
 
 
-def all_limits() -> list[WorkOrderTimeLimit]:
-    return list(db.session.scalars(select(WorkOrderTimeLimit).order_by(WorkOrderTimeLimit.category,
-                                                                       WorkOrderTimeLimit.priority)))
+def all_limits(*, street_id: int) -> list[WorkOrderTimeLimit]:
+    return list(db.session.scalars(select(WorkOrderTimeLimit).where(WorkOrderTimeLimit.street_id == street_id)
+                                   .order_by(WorkOrderTimeLimit.category, WorkOrderTimeLimit.priority)))
 
 
 def set_limit(*, actor: Staff, category: str, priority: str | None, response_minutes: int,
               handling_minutes: int) -> WorkOrderTimeLimit:
-    """A team lead sets (or changes) a category's limits; they apply to work orders dispatched from now on."""
+    """A team lead sets (or changes) a category's limits of their own street; they apply to work orders dispatched
+    from now on."""
     if actor.role != "admin":
         raise Forbidden("只有组长可以设置时限", code="admin_only")
     category = (category or "").strip()[:30]
@@ -45,10 +47,10 @@ def set_limit(*, actor: Staff, category: str, priority: str | None, response_min
     if not 0 < response_minutes <= handling_minutes:
         raise ValidationFailed("响应时限须大于0且不超过办理时限", code="invalid_limits")
     row = db.session.scalar(select(WorkOrderTimeLimit).where(
-        WorkOrderTimeLimit.category == category,
+        WorkOrderTimeLimit.street_id == actor.street_id, WorkOrderTimeLimit.category == category,
         WorkOrderTimeLimit.priority.is_(None) if priority is None else WorkOrderTimeLimit.priority == priority))
     if row is None:
-        row = WorkOrderTimeLimit(category=category, priority=priority)
+        row = WorkOrderTimeLimit(street_id=actor.street_id, category=category, priority=priority)
         db.session.add(row)
     row.response_minutes, row.handling_minutes = response_minutes, handling_minutes
     db.session.commit()

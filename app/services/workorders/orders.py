@@ -13,16 +13,20 @@ event on the ticket's timeline saying who, when and why):
                                ticket reopened (the resident writes again, staff reopen it: completion.py)
 
 A refusal changes nothing: the checks come before the first write, and a lost race is a 409.
+
+Each department's turn (from a dispatch, transfer or reopening to the next step) is also a row of
+work_order_dispatches, which keeps what the work order's own flags forget when its timers start again: whether that
+turn breached, and how it ended. The per-department figures count those rows.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.core.extensions import db
-from app.models import Staff, Ticket, WorkDepartment, WorkOrder
+from app.models import Staff, Ticket, WorkDepartment, WorkOrder, WorkOrderDispatch
 from app.models.base import utcnow
 from app.services import tickets
 from app.services.workorders import departments, limits
@@ -90,8 +94,33 @@ def moved(order: WorkOrder, expected_state: str, expected_department: int, **val
         raise Conflict("工单刚被他人处理过，请刷新后再试", code="work_order_changed")
 
 
+def begin_turn(order_id: int, *, street_id: int, department_id: int, opened_by: str, now: datetime) -> None:
+    """A department's turn starts (joins the caller's transaction)."""
+    db.session.add(WorkOrderDispatch(work_order_id=order_id, street_id=street_id, department_id=department_id,
+                                     opened_by=opened_by, dispatched_at=now, outcome="open"))
+    db.session.flush()
+
+
+def end_turn(order_id: int, *, outcome: str, now: datetime) -> None:
+    """The open turn ends; a completion that had no answer before is the turn's response too."""
+    values = {"outcome": outcome, "ended_at": now}
+    if outcome == "done":
+        values["responded_at"] = func.coalesce(WorkOrderDispatch.responded_at, now)
+    db.session.execute(update(WorkOrderDispatch).where(WorkOrderDispatch.work_order_id == order_id,
+                                                       WorkOrderDispatch.outcome == "open")
+                       .values(**values).execution_options(synchronize_session=False))
+
+
+def mark_turn(order_id: int, **values) -> None:
+    """Record on the open turn what the work order's row records (a response, a breach)."""
+    db.session.execute(update(WorkOrderDispatch).where(WorkOrderDispatch.work_order_id == order_id,
+                                                       WorkOrderDispatch.outcome == "open")
+                       .values(**values).execution_options(synchronize_session=False))
+
+
 def fresh_timers(ticket: Ticket, now: datetime) -> dict:
-    response, handling = limits.limits_for(category=ticket.category, priority=ticket.priority)
+    response, handling = limits.limits_for(street_id=ticket.street_id, category=ticket.category,
+                                           priority=ticket.priority)
     return dict(response_due_at=now + response, handling_due_at=now + handling, responded_at=None,
                 response_warned=False, handling_warned=False, response_breached=False, handling_breached=False,
                 lead_texted_at=None, lead_text_route=None)
@@ -106,6 +135,9 @@ def reopen(order: WorkOrder, ticket: Ticket, *, now: datetime, staff_id: int | N
                 **fresh_timers(ticket, now))
         .execution_options(synchronize_session=False)).rowcount
     if won:
+        # Only the follow-up's "未解决" is a 回访重办; the resident writing again or staff reopening is not.
+        begin_turn(order.id, street_id=order.street_id, department_id=order.department_id,
+                   opened_by="followup" if data.get("via") == "followup" else "reopen", now=now)
         event(ticket.id, "reopen", body, staff_id=staff_id, now=now, department_id=order.department_id, **data)
     return bool(won)
 
@@ -129,6 +161,7 @@ def dispatch(*, ticket_id: int, staff_id: int, department_id: int, note: str = "
     else:
         raise InvalidTransition(f"工单已派给“{order.department.name}”，请用转办", code="already_dispatched",
                                 details={"state": order.state})
+    begin_turn(order.id, street_id=ticket.street_id, department_id=department.id, opened_by="dispatch", now=now)
     event(ticket.id, "dispatch", f"派单至“{department.name}”" + (f"：{note.strip()[:200]}" if note.strip() else ""),
           staff_id=actor.id, now=now, department_id=department.id)
     db.session.commit()
@@ -151,6 +184,8 @@ def transfer(*, ticket_id: int, staff_id: int, department_id: int, reason: str,
     source = order.department
     moved(order, "dispatched", source.id, department_id=target.id, transfers=WorkOrder.transfers + 1,
            supervised_at=None, **fresh_timers(ticket, now))
+    end_turn(order.id, outcome="transferred", now=now)
+    begin_turn(order.id, street_id=ticket.street_id, department_id=target.id, opened_by="transfer", now=now)
     event(ticket.id, "transfer", f"转办：“{source.name}” → “{target.name}”（{reason}）", staff_id=actor.id, now=now,
           reason=reason, department_id=target.id, from_department_id=source.id)
     db.session.commit()
@@ -167,6 +202,7 @@ def return_order(*, ticket_id: int, staff_id: int, reason: str, now: datetime | 
     reason = _reason(reason, "退单")
     now = now or utcnow()
     moved(order, "dispatched", order.department_id, state="returned")
+    end_turn(order.id, outcome="returned", now=now)
     event(ticket.id, "return", f"“{order.department.name}”退单（{reason}）", staff_id=actor.id, now=now,
           reason=reason, department_id=order.department_id)
     db.session.commit()
@@ -199,13 +235,41 @@ def respond(*, ticket_id: int, staff_id: int, body: str, now: datetime | None = 
     require_department_member(order, actor, admin_may=False)
     now = now or utcnow()
     tickets.reply(ticket_id=ticket.id, staff_id=actor.id, body=body, now=now)
-    if db.session.execute(update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.responded_at.is_(None))
-                          .values(responded_at=now).execution_options(synchronize_session=False)).rowcount:
+    if _responded(order, now):
         event(ticket.id, "respond", f"“{order.department.name}”已签收并答复", staff_id=actor.id, now=now,
               department_id=order.department_id)
     db.session.commit()
     db.session.refresh(order)
     return order
+
+
+def acknowledge(*, ticket_id: int, staff_id: int, now: datetime | None = None) -> WorkOrder:
+    """签收 without a reply: the department has taken it on, which meets the response limit. A ticket staff opened
+    for nobody reachable (a phone call, a patrol) has no resident to answer, and must not breach for that."""
+    ticket, actor = ticket_and_actor(ticket_id, staff_id)
+    require_open(ticket)
+    order = active_order(ticket)
+    require_department_member(order, actor, admin_may=False)
+    if order.responded_at is not None:
+        raise Conflict("本部门已签收", code="already_responded")
+    now = now or utcnow()
+    if not _responded(order, now):
+        db.session.rollback()
+        raise Conflict("本部门已签收", code="already_responded")
+    event(ticket.id, "acknowledge", f"“{order.department.name}”已签收", staff_id=actor.id, now=now,
+          department_id=order.department_id)
+    db.session.commit()
+    db.session.refresh(order)
+    return order
+
+
+def _responded(order: WorkOrder, now: datetime) -> bool:
+    """The first response of this turn, once (compare-and-set); the turn's record gets it too."""
+    if not db.session.execute(update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.responded_at.is_(None))
+                              .values(responded_at=now).execution_options(synchronize_session=False)).rowcount:
+        return False
+    mark_turn(order.id, responded_at=now)
+    return True
 
 
 def department_queue(*, staff: Staff, department_id: int | None = None, state: str = "dispatched") -> list[WorkOrder]:
@@ -221,6 +285,16 @@ def department_queue(*, staff: Staff, department_id: int | None = None, state: s
     return list(db.session.scalars(
         select(WorkOrder).where(WorkOrder.department_id.in_(mine), WorkOrder.street_id == staff.street_id,
                                 WorkOrder.state == state)
+        .order_by(WorkOrder.handling_due_at, WorkOrder.id)
+    ))
+
+
+def breached_orders(*, street_id: int) -> list[WorkOrder]:
+    """The street's dispatched work orders past a limit, for its team leads, who may belong to no department."""
+    return list(db.session.scalars(
+        select(WorkOrder).join(Ticket, Ticket.id == WorkOrder.ticket_id)
+        .where(WorkOrder.street_id == street_id, WorkOrder.state == "dispatched", Ticket.status.in_(OPEN),
+               WorkOrder.response_breached.is_(True) | WorkOrder.handling_breached.is_(True))
         .order_by(WorkOrder.handling_due_at, WorkOrder.id)
     ))
 

@@ -190,6 +190,16 @@
       chart(s, "appointments-departments", { title: { text: "各科室预约", textStyle: { fontSize: 14 } }, legend: { top: 22 },
         xAxis: { type: "category", data: names }, yAxis: { type: "value", minInterval: 1 },
         series: [series("预约", "bookings"), series("取消", "cancelled"), series("爽约", "noshow"), series("已就诊", "fulfilled")] });
+    },
+
+    departments: function (s, d) {
+      function sum(key) { return d.departments.reduce(function (n, x) { return n + x[key]; }, 0); }
+      kpis(s, [["派单", sum("dispatched")], ["按时办结", sum("on_time")], ["超时", sum("overdue")],
+               ["回访重办", sum("reopened")]]);
+      rows(s, "departments", d.departments, function (x) {
+        return [x.name, x.dispatched, x.on_time, x.overdue, x.transferred, x.returned, x.reopened,
+                x.followups_answered, x.solved, x.satisfaction === null ? "—" : x.satisfaction];
+      });
     }
   };
 
