@@ -39,6 +39,14 @@ def _weak_secret(value: str, default: str) -> bool:
     return not value or value == default or value.lower() in PLACEHOLDER_SECRETS
 
 
+def _mangled_secret(value: str) -> bool:
+    """A value no generated secret has: a comment or white space inside. systemd's EnvironmentFile= (and Docker's
+    --env-file) read a `#` as a comment only at the start of a line, so `SECRET_KEY=   # python -c ...` left
+    "blank" sets the comment itself, 61 characters that would pass the length check."""
+    value = (value or "").strip()
+    return value.startswith("#") or any(ch.isspace() for ch in value)
+
+
 @dataclass
 class Settings:
     """Every setting of the app; names match the environment variables (a deployment contract)."""
@@ -73,7 +81,7 @@ class Settings:
     ALIYUN_ACCESS_KEY_ID: str = ""
     ALIYUN_ACCESS_KEY_SECRET: str = ""
     ALIYUN_VMS_SHOW_NUMBER: str = ""  # the real number (真实号) help calls show
-    ALIYUN_VMS_TEMPLATES: str = ""  # JSON: intro, key1, key2, no_key -> approved TTS_ template codes
+    ALIYUN_VMS_TEMPLATES: str = ""  # JSON: intro, key1, key2, no_key (+ check-in ones, docs/help.md) -> TTS_ codes
     ALIYUN_SMS_SIGN_NAME: str = ""
     # JSON: our template key -> approved SMS_ template code. Help: help_request, help_taken, help_confirm, help_closed;
     # the outbox and codes (docs/channels.md): message (generic, one ${content}), staff_reply, booking_reminder,
@@ -223,6 +231,11 @@ class Settings:
         weak = [name for name in PRODUCTION_SECRETS if _weak_secret(getattr(self, name), defaults[name])]
         if weak:
             raise ConfigError(f"{mode} needs these secrets set, not empty nor a published default: " + ", ".join(weak))
+        mangled = [name for name in PRODUCTION_SECRETS if _mangled_secret(getattr(self, name))]
+        if mangled:
+            raise ConfigError(f"{mode} refuses secrets that start with '#' or hold white space (an inline comment in "
+                              "the environment file? systemd reads '#' as a comment only at a line's start): "
+                              + ", ".join(mangled))
         if len(self.SECRET_KEY.strip()) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(f"{mode} needs a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. "
                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'")

@@ -56,7 +56,8 @@ def run(cluster: Cluster, *, seconds: float, per_second: float, drain: float = 1
     driver = Driver(cluster)
     plan: list[tuple] = []
     alerts, bookings = iter(data["people"]), iter(data["bookers"])
-    expected = {"wechat": [], "sms": [], "people": data["people"], "bookers": data["bookers"]}
+    # One message per resident (a fresh openid or phone each), so every reply to an address answers that message.
+    expected = {"wechat": [], "sms": [], "ids": {}, "people": data["people"], "bookers": data["bookers"]}
     for n in range(events):
         kind = n % 20
         if kind < 2:
@@ -70,12 +71,14 @@ def run(cluster: Cluster, *, seconds: float, per_second: float, drain: float = 1
                 plan.append((driver.book, *booker, data["slot_id"]))
                 continue
         if kind < 8:
-            phone = f"+86139{n:08d}"
+            phone = f"+86130{n:08d}"  # not +86139: the elders (ResidentFactory) get help notices there
             expected["sms"].append(phone)
-            plan.append((driver.sms, phone, TEXTS[n % len(TEXTS)], f"SMcluster{n:024d}"))
+            expected["ids"][phone] = f"SMcluster{n:024d}"
+            plan.append((driver.sms, phone, TEXTS[n % len(TEXTS)], expected["ids"][phone]))
         else:
             openid = f"oCluster{n:020d}"
             expected["wechat"].append(openid)
+            expected["ids"][openid] = str(7_000_000_000 + n)
             plan.append((driver.wechat, openid, TEXTS[n % len(TEXTS)], 7_000_000_000 + n))
     # Whatever the plan did not reach (a short run) is pressed and booked after the faults.
     plan += [(driver.press, p, f"press-late-{i}") for i, p in enumerate(alerts)]
@@ -166,7 +169,9 @@ def redis_restart(cluster: Cluster, *, n: int = 10) -> tuple[Figures, list[str],
     for i, openid in enumerate(openids):  # WeChat's retries of messages answered before the restart
         driver.wechat(openid, TEXTS[i % len(TEXTS)], 8_000_000_000 + i)
     started = time.monotonic()
-    expected = {"wechat": openids, "sms": phones, "people": data["people"], "bookers": []}
+    ids = {**{openid: str(8_000_000_000 + i) for i, openid in enumerate(openids)},
+           **{phone: f"SMrestart{i:025d}" for i, phone in enumerate(phones)}}
+    expected = {"wechat": openids, "sms": phones, "ids": ids, "people": data["people"], "bookers": []}
     figures = tally(cluster, driver, data, expected=expected)
     while figures.lost and time.monotonic() < started + 180:
         time.sleep(3)

@@ -221,36 +221,77 @@ class Figures:
                 f"LOST: {self.lost}   DUPLICATED: {self.duplicated}"] + [f"  missing: {m}" for m in self.missing]
 
 
+def answers_per_message(inbound: dict[str, str], *, passive: dict[str, int], pushed: dict[str, list[str]],
+                        parts: dict[str, int]) -> dict[str, int]:
+    """How many times each inbound message was answered, whatever the words: {external id: answers}.
+
+    inbound: address (openid, phone) -> the external id (MsgId, MessageSid) of the one message the traffic sent from
+    it. Each resident of the traffic sends one message, retried under the same id, so every reply to an address
+    answers that message.
+    passive: address -> replies in the webhook's HTTP answer (WeChat's passive reply); each is a whole answer.
+    pushed: address -> the texts sent to it through the vendor's API (客服 message, SMS), as the stubs recorded them.
+    parts: external id -> the outbox rows the message's turn queued (dedup key `turn:<message id>:<n>`, one per bot
+    message or SMS segment): one answer pushed is that many sends. Sends beyond them are another answer, and so is
+    the same text sent twice.
+    """
+    counts = {}
+    for address, external_id in inbound.items():
+        texts = pushed.get(address, [])
+        per_answer = max(1, parts.get(external_id, 0))
+        answers_pushed = -(-len(texts) // per_answer)  # ceiling: a second answer counts even with other words
+        if texts and max(Counter(texts).values()) > 1:
+            answers_pushed = max(answers_pushed, 2)
+        counts[external_id] = passive.get(address, 0) + answers_pushed
+    return counts
+
+
+def turn_parts(inbound: dict[str, str]) -> dict[str, int]:
+    """external id -> the outbox rows its turn queued (replies.dedup_key: `turn:<message id>:<n>`)."""
+    from app.core.extensions import db
+    from app.models import Message, OutboundMessage
+
+    ids = dict(db.session.execute(select(Message.id, Message.external_id).where(
+        Message.direction == "in", Message.external_id.in_(list(inbound.values())))).all())
+    parts = Counter()
+    for key in db.session.scalars(select(OutboundMessage.dedup_key).where(
+            OutboundMessage.to_address.in_(list(inbound)), OutboundMessage.dedup_key.like("turn:%"))):
+        message_id = int(key.split(":")[1])
+        if message_id in ids:
+            parts[ids[message_id]] += 1
+    return dict(parts)
+
+
 def tally(cluster: Cluster, driver: Driver, data: dict, *, expected: dict) -> Figures:
     """What reached the residents, contacts and the booking ledger, counted at the stubs and in the database."""
     from app.core.extensions import db
     from app.models import Appointment, EscalationStep, HelpContact, OutboundMessage, Slot
 
     ledger = driver.ledger
-    kefu = Counter()
-    kefu_to = set()
+    pushed: dict[str, list[str]] = {}
     for call in cluster.wechat.calls_to(KEFU):
         if call["status"] == 200 and (call["response"] or {}).get("errcode", 0) == 0:
             body = call["json"] or {}
-            kefu[(body.get("touser"), (body.get("text") or {}).get("content"))] += 1
-            kefu_to.add(body.get("touser"))
+            pushed.setdefault(body.get("touser"), []).append((body.get("text") or {}).get("content"))
     passive = {openid: len(ledger.wechat.get(openid, [])) for openid in expected["wechat"]}
-    wechat_answered = sum(1 for openid in expected["wechat"] if passive[openid] or openid in kefu_to)
-    wechat_twice = sum(1 for openid in expected["wechat"]
-                       if passive[openid] > 1 or (passive[openid] and openid in kefu_to))
-    wechat_twice += sum(1 for n in kefu.values() if n > 1)
 
-    texts, calls = Counter(), Counter()
+    calls = Counter()
     for call in cluster.twilio.calls_to(TWILIO):
         if call["status"] not in (200, 201):
             continue
         if call["path"].endswith("/Messages.json"):
-            texts[(call["form"].get("To"), call["form"].get("Body"))] += 1
+            pushed.setdefault(call["form"].get("To"), []).append(call["form"].get("Body"))
         elif call["path"].endswith("/Calls.json"):
             calls[call["form"].get("To")] += 1
-    texted = {to for to, _ in texts}
-    sms_answered = sum(1 for phone in expected["sms"] if phone in texted)
-    sms_twice = sum(1 for (to, _), n in texts.items() if n > 1 and to in set(expected["sms"]))
+
+    wechat_ids = {openid: expected["ids"][openid] for openid in expected["wechat"]}
+    sms_ids = {phone: expected["ids"][phone] for phone in expected["sms"]}
+    with data["app"].app_context():
+        parts = turn_parts({**wechat_ids, **sms_ids})
+        db.session.remove()
+    wechat = answers_per_message(wechat_ids, passive=passive, pushed=pushed, parts=parts)
+    sms = answers_per_message(sms_ids, passive={}, pushed=pushed, parts=parts)
+    wechat_answered, wechat_twice = sum(n >= 1 for n in wechat.values()), sum(n > 1 for n in wechat.values())
+    sms_answered, sms_twice = sum(n >= 1 for n in sms.values()), sum(n > 1 for n in sms.values())
 
     first_phones = [p["phone"] for p in expected["people"]]
     with data["app"].app_context():
@@ -262,8 +303,7 @@ def tally(cluster: Cluster, driver: Driver, data: dict, *, expected: dict) -> Fi
             .where(HelpContact.phone.in_(first_phones), EscalationStep.channel == "voice")))
         slot = db.session.get(Slot, data["slot_id"])
         over = max(0, slot.booked_count - slot.capacity) + abs(slot.booked_count - sum(active.values()))
-        silent = [a for a in expected["wechat"] if not passive[a] and a not in kefu_to]
-        silent += [p for p in expected["sms"] if p not in texted]
+        silent = [a for a, i in {**wechat_ids, **sms_ids}.items() if not {**wechat, **sms}[i]]
         missing = []
         for address in silent:
             rows = db.session.scalars(select(OutboundMessage).where(OutboundMessage.to_address == address))

@@ -4,7 +4,9 @@ Killed before storing the message, nobody holds it: WeChat's retry, reaching ano
 once (found by the cluster harness, tests/cluster/: a WeChat message lost when web1 was killed under traffic).
 Killed after storing it, while waiting for the bot (issue #20): the claim names the dead process, so a retry takes the
 turn over once that process's liveness key is gone, and only one retry can; a claim whose process lives is never
-taken over. An SMS has no retry: its message, marked when stored, is handed to staff by the late-answer sweeper."""
+taken over. No retry comes for an SMS, nor for a WeChat delivery that answered "success" past its budget: a worker
+takes those turns over (conversations.take_over_orphaned_turns); the late-answer sweep apologises and hands a message
+to staff only when nobody answered it within LATE_ANSWER_GRACE."""
 from __future__ import annotations
 
 import os
@@ -199,8 +201,8 @@ def test_a_retry_after_the_dead_process_queued_its_answer_asks_the_bot_nothing(a
     assert len(rasa.turns) == 1 and guard_of("wechat", 93104) == "outbox"
 
 
-def test_an_sms_whose_node_died_waiting_for_the_bot_is_handed_to_staff_once(app, web, rasa, street):
-    params = {"MessageSid": "SM93105", "SmsSid": "SM93105", "AccountSid": "AC1", "From": PHONE,
+def kill_mid_sms(app, rasa, sid: str) -> Message:
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC1", "From": PHONE,
               "To": "+15005550006", "Body": "我要挂号", "NumSegments": "1"}
 
     def first_delivery(base):
@@ -210,11 +212,70 @@ def test_an_sms_whose_node_died_waiting_for_the_bot_is_handed_to_staff_once(app,
 
     serve_and_kill_mid_turn(app, rasa, first_delivery)
     db.session.expire_all()
-    message = db.session.scalar(select(Message).where(Message.external_id == "SM93105"))
+    message = db.session.scalar(select(Message).where(Message.external_id == sid))
     assert message.late_answer_due_at is not None  # marked by the INSERT that stored it
+    return message
+
+
+def dead_claim_lapsed(channel: str, external_id: str) -> None:
+    claim = guard_of(channel, external_id)
+    assert claim.startswith("running:")
+    dead = claim[len("running:"):]
+    wait_until(lambda: not get_redis().exists(alive_key(dead)), timeout=3 * LIVENESS_TTL, what="the liveness lapsed")
+
+
+def test_an_sms_whose_node_died_waiting_for_the_bot_is_answered_once_by_a_worker(app, web, rasa, street):
+    """No retry comes for an SMS: once the dead process's liveness lapses, the sweep takes its turn over."""
+    message = kill_mid_sms(app, rasa, "SM93105")
+    rasa.delay = 0.0
+    assert conversations.take_over_orphaned_turns() == 0  # the process's key has not lapsed yet: it may be alive
+    dead_claim_lapsed("sms", "SM93105")
+    later = utcnow() + timedelta(seconds=2 * LIVENESS_TTL)
+    assert conversations.take_over_orphaned_turns(now=later) == 1
+    assert conversations.take_over_orphaned_turns(now=later) == 0
+    rows = db.session.scalars(select(OutboundMessage)).all()
+    assert [(r.channel, r.to_address, r.body, r.dedup_key) for r in rows] == [
+        ("sms", PHONE, "收到：我要挂号", f"turn:{message.id}:0")]
+    assert len(rasa.turns) == 2  # the dead process's question, and the worker's
+    # Answered: the late-answer sweep finds nothing to apologise for.
+    assert conversations.hand_over_lost_late_answers(now=utcnow() + conversations.LATE_ANSWER_GRACE * 2) == 0
+    assert db.session.scalar(select(Ticket.id)) is None
+
+
+def test_a_wechat_turn_whose_node_died_after_answering_success_is_answered_by_a_worker(app, web, rasa, street):
+    """Past its budget the delivery answered "success" and waited for the bot: WeChat retries nothing then."""
+    def first_delivery(base):
+        post_quietly(Request(base + "/wechat?" + signed_wechat_query(), data=text_xml(OPENID, "老年卡", 93106).encode(),
+                             headers={"Content-Type": "text/xml"}))
+
+    rasa.delay = 30.0
+    env = server_env(app, RASA_URL=rasa.url, WECHAT_REPLY_BUDGET="0.5", SMS_BOT_WAIT="20", BOT_TIMEOUT="30")
+    proc, port = start_gunicorn("production", env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
+        first_delivery(base)  # returns "success" after the budget; the process goes on waiting for the bot
+        db.session.expire_all()
+        wait_until(lambda: db.session.scalar(select(Message.late_answer_due_at).where(
+            Message.external_id == "93106")) is not None, what="the late-answer mark")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    rasa.delay = 0.0
+    dead_claim_lapsed("wechat", "93106")
+    assert conversations.take_over_orphaned_turns(now=utcnow() + timedelta(seconds=2 * LIVENESS_TTL)) == 1
+    assert db.session.scalars(select(OutboundMessage.body)).all() == ["收到：老年卡"]
+    assert len(rasa.turns) == 2
+
+
+def test_an_sms_nobody_answered_within_the_grace_is_handed_to_staff_once(app, web, rasa, street):
+    """No worker took it over in time (the ticker or the bot down as well): the late-answer sweep apologises and
+    opens a ticket."""
+    message = kill_mid_sms(app, rasa, "SM93107")
     assert conversations.hand_over_lost_late_answers() == 0  # not overdue yet
 
     later = utcnow() + conversations.LATE_ANSWER_GRACE + timedelta(seconds=1)
+    assert conversations.take_over_orphaned_turns(now=later) == 0  # overdue: the late-answer sweep's
     assert conversations.hand_over_lost_late_answers(now=later) == 1
     assert conversations.hand_over_lost_late_answers(now=later) == 0
     rows = db.session.scalars(select(OutboundMessage)).all()

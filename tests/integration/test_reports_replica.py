@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.core.extensions import db
 from app.models import Message
@@ -14,6 +15,9 @@ from tests.conftest import TEST_DATABASE_URL, make_test_app, reset_schema
 from tests.factories import CommunityFactory, ConversationFactory, ResidentFactory, StreetFactory
 
 REPLICA_URL = TEST_DATABASE_URL.rsplit("/", 1)[0] + "/" + TEST_DATABASE_URL.rsplit("/", 1)[1] + "_reports"
+# What the reports get: the replica's URL with every transaction read-only, as a hot standby refuses writes. A write
+# slipping into reports.run fails here ("cannot execute ... in a read-only transaction") instead of passing unseen.
+READ_ONLY_REPLICA_URL = REPLICA_URL + "?options=-c%20default_transaction_read_only%3Don"
 DAY = date(2024, 5, 1)
 
 
@@ -48,8 +52,15 @@ def volume(street_id: int) -> dict:
 def test_reports_read_the_replica_when_reports_database_url_is_set(app, session, replica, monkeypatch):
     assert volume(replica)["conversations"] == 0  # the primary has no such street's messages
 
-    monkeypatch.setitem(app.config, "REPORTS_DATABASE_URL", REPLICA_URL)
+    monkeypatch.setitem(app.config, "REPORTS_DATABASE_URL", READ_ONLY_REPLICA_URL)
     assert volume(replica)["conversations"] == 1
     # Only the report read there: the app's own session still talks to the primary.
     bind = db.session.get_bind()
     assert getattr(bind, "engine", bind).url.database == TEST_DATABASE_URL.rsplit("/", 1)[1]
+
+
+def test_the_replica_the_reports_read_refuses_writes(app, session, replica, monkeypatch):
+    """The guard of the test above is live: on the replica's connection a write fails, as on a hot standby."""
+    monkeypatch.setitem(app.config, "REPORTS_DATABASE_URL", READ_ONLY_REPLICA_URL)
+    with reports.replica.reading(), pytest.raises(DBAPIError, match="read-only transaction"):
+        db.session.execute(text("UPDATE messages SET intent = 'x'"))

@@ -12,4 +12,5 @@ from app.services.conversations.late_answers import (
     hand_over_lost_late_answers,
     queue_late_reply,
 )
+from app.services.conversations.orphans import take_over_orphaned_turns
 from app.services.conversations.replies import APOLOGY, Turn

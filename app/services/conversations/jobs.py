@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.core.tasks import job, requeue_failed
-from app.services.conversations import inbound, late_answers
+from app.services.conversations import inbound, late_answers, orphans
 
 
 @job("conversations.receive")
@@ -23,6 +23,11 @@ def requeue_deferred_messages() -> int:
 @job("conversations.queue_late_reply", queue="outbound")
 def queue_late_reply(turn: dict, messages: list[dict] | None, failure: str | None) -> None:
     late_answers.queue_late_reply(turn=late_answers.Turn(**turn), messages=messages, failure=failure)
+
+
+@job("conversations.take_over_orphaned_turns", every=5)
+def take_over_orphaned_turns() -> int:
+    return orphans.take_over_orphaned_turns()
 
 
 @job("conversations.hand_over_lost_late_answers", queue="outbound", every=60)

@@ -18,6 +18,12 @@ def classify_pending() -> int:
     return intents.classify_pending()
 
 
+@job("reports.sweep_unclassified", every=300)
+def sweep_unclassified() -> int:
+    """The intent queue is in Redis only: this finds what an empty restart made it forget (intents.py)."""
+    return intents.sweep_unclassified()
+
+
 @job("reports.record_intent")
 def record_intent(message_id: int) -> None:
     """Jobs queued one per message before the intent queue existed still run after an upgrade."""
