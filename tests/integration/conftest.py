@@ -6,7 +6,7 @@ import pytest
 
 from app.core.extensions import db
 from tests.conftest import make_test_app, truncate_all
-from tests.helpers.help_calls import twilio_settings
+from tests.helpers.help_calls import aliyun_push_urls, aliyun_settings, twilio_settings
 from tests.helpers.reports import build
 from tests.stubs.server import ServerThread
 
@@ -35,3 +35,16 @@ def sqlite_committed(sqlite_app):
         yield db.session
         db.session.remove()
     truncate_all(sqlite_app)
+
+
+@pytest.fixture
+def aliyun_served(app, aliyun_stub):
+    """An app on Aliyun's telephony (the real SDK against the stub), served over HTTP so the stub can push its
+    receipts to it: (app, base URL)."""
+    help_app = make_test_app(**aliyun_settings(aliyun_stub))
+    server = ServerThread(help_app)
+    help_app.config["PUBLIC_BASE_URL"] = server.base_url
+    aliyun_stub.report_urls = aliyun_push_urls(server.base_url)
+    server.start()
+    yield help_app, server.base_url
+    server.stop()

@@ -7,34 +7,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import select
 
 from app.core.extensions import db
 from app.core.worker import build_worker
 from app.models import Checkin, EscalationStep, HelpAlert
 from app.services import care
-from tests.conftest import make_test_app
 from tests.factories import StaffFactory
 from tests.helpers.help import make_chain
-from tests.helpers.help_calls import aliyun_push_urls, aliyun_settings, drain
+from tests.helpers.help_calls import drain
 from tests.stubs.aliyun_stub import DEFAULT_VOICE_TEMPLATES, NOT_ANSWERED
-from tests.stubs.server import ServerThread
 
 # 09:00 in Shanghai is 01:00 UTC; the day after enrolment.
 ENROLLED = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def served(app, aliyun_stub):
-    help_app = make_test_app(**aliyun_settings(aliyun_stub))
-    server = ServerThread(help_app)
-    help_app.config["PUBLIC_BASE_URL"] = server.base_url
-    aliyun_stub.report_urls = aliyun_push_urls(server.base_url)
-    server.start()
-    yield help_app, server.base_url
-    server.stop()
 
 
 def _missed(help_app, n_contacts=2):
@@ -59,8 +45,8 @@ def _alert(help_app) -> HelpAlert:
 
 
 def test_the_residents_own_call_says_the_check_in_script_and_key_1_checks_in_and_stops_the_chain(
-        help_db, served, aliyun_stub):
-    help_app, _ = served
+        help_db, aliyun_served, aliyun_stub):
+    help_app, _ = aliyun_served
     _, elder_phone, _ = _missed(help_app)
     [call] = aliyun_stub.placed_calls()
     assert "+86" + call["to"] == elder_phone
@@ -85,8 +71,8 @@ def test_the_residents_own_call_says_the_check_in_script_and_key_1_checks_in_and
     assert aliyun_stub.texts_to(elder_phone) == []  # the resident is not sent "已确认由您前往" for their own alert
 
 
-def test_the_residents_key_2_moves_the_chain_on_at_once(help_db, served, aliyun_stub):
-    help_app, _ = served
+def test_the_residents_key_2_moves_the_chain_on_at_once(help_db, aliyun_served, aliyun_stub):
+    help_app, _ = aliyun_served
     _, _, phones = _missed(help_app)
     [call] = aliyun_stub.placed_calls()
     assert aliyun_stub.report_key(call["call_id"], "2").status_code == 200
@@ -98,8 +84,8 @@ def test_the_residents_key_2_moves_the_chain_on_at_once(help_db, served, aliyun_
         assert db.session.scalar(select(Checkin)) is None
 
 
-def test_the_contacts_of_a_missed_check_in_hear_that_the_day_was_missed(help_db, served, aliyun_stub):
-    help_app, _ = served
+def test_the_contacts_of_a_missed_check_in_hear_that_the_day_was_missed(help_db, aliyun_served, aliyun_stub):
+    help_app, _ = aliyun_served
     _missed(help_app)
     aliyun_stub.report_end(aliyun_stub.placed_calls()[0]["call_id"], NOT_ANSWERED)
     drain(help_app)
@@ -109,8 +95,8 @@ def test_the_contacts_of_a_missed_check_in_hear_that_the_day_was_missed(help_db,
     assert "没有按时打卡" in aliyun_stub.template_words(contact_call["params"]["StartCode"])
 
 
-def test_an_sms_reply_from_the_resident_checks_in_and_they_read_the_confirmation(help_db, served, aliyun_stub):
-    help_app, _ = served
+def test_an_sms_reply_from_the_resident_checks_in_and_they_read_the_confirmation(help_db, aliyun_served, aliyun_stub):
+    help_app, _ = aliyun_served
     _, elder_phone, _ = _missed(help_app)
     assert aliyun_stub.report_sms_reply(elder_phone, "平安").status_code == 200
     build_worker(help_app, ("default",)).work(burst=True)  # the SMS conversation's turn (conversations.receive)

@@ -26,17 +26,6 @@ from tests.stubs.aliyun_stub import BUSY, LISTENED, NOT_ANSWERED, AliyunStub, al
 from tests.stubs.server import ServerThread
 
 
-@pytest.fixture
-def served(app, aliyun_stub):
-    help_app = make_test_app(**aliyun_settings(aliyun_stub))
-    server = ServerThread(help_app)
-    help_app.config["PUBLIC_BASE_URL"] = server.base_url
-    aliyun_stub.report_urls = aliyun_push_urls(server.base_url)
-    server.start()
-    yield help_app, server.base_url
-    server.stop()
-
-
 def _start(help_app, base, n=3, channels="voice"):
     with help_app.app_context():
         elder, contacts = make_chain(n=n, channels=channels)
@@ -57,8 +46,8 @@ def _alert(help_app, alert_id) -> HelpAlert:
         return alert
 
 
-def test_a_help_call_is_an_ivr_call_signed_by_the_sdk_with_a_signed_reference(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_a_help_call_is_an_ivr_call_signed_by_the_sdk_with_a_signed_reference(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     assert call["action"] == "IvrCall" and "+86" + call["to"] == phones[0]
@@ -89,8 +78,8 @@ def test_a_request_with_a_wrong_key_secret_is_refused_by_the_stub_and_the_chain_
         assert attempt.status == "send_failed" and "SignatureDoesNotMatch" in attempt.last_error
 
 
-def test_press_1_accepts_the_contact_reads_the_confirmation_and_the_resident_is_told(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_press_1_accepts_the_contact_reads_the_confirmation_and_the_resident_is_told(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, ids = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     answer = aliyun_stub.report_key(call["call_id"], "1")
@@ -106,8 +95,8 @@ def test_press_1_accepts_the_contact_reads_the_confirmation_and_the_resident_is_
         assert len(coming) == 1 and coming[0].template == "help_update"
 
 
-def test_a_replayed_key_report_is_already_done_and_changes_nothing(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_a_replayed_key_report_is_already_done_and_changes_nothing(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     item = {"call_id": call["call_id"], "status_code": "300000", "dtmf": "1", "status_time": aliyun_time(),
@@ -123,8 +112,8 @@ def test_a_replayed_key_report_is_already_done_and_changes_nothing(help_db, serv
 
 
 @pytest.mark.parametrize("tamper", ["no_token", "wrong_token", "forged_out_id", "other_call_id", "unknown_out_id"])
-def test_forged_pushes_accept_nothing_and_a_push_without_the_token_gets_403(help_db, served, aliyun_stub, tamper):
-    help_app, base = served
+def test_forged_pushes_accept_nothing_and_a_push_without_the_token_gets_403(help_db, aliyun_served, aliyun_stub, tamper):
+    help_app, base = aliyun_served
     alert_id, _, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     item = {"call_id": call["call_id"], "status_code": "300000", "dtmf": "1", "status_time": aliyun_time(),
@@ -152,8 +141,8 @@ def test_forged_pushes_accept_nothing_and_a_push_without_the_token_gets_403(help
     assert aliyun_stub.sent_texts() == [] and len(aliyun_stub.placed_calls()) == 1
 
 
-def test_a_batch_with_a_genuine_and_a_forged_report_takes_the_genuine_one_only(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_a_batch_with_a_genuine_and_a_forged_report_takes_the_genuine_one_only(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, ids = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     attempt_id, mac = call["out_id"].split(".")
@@ -176,8 +165,8 @@ def test_a_batch_with_a_genuine_and_a_forged_report_takes_the_genuine_one_only(h
 
 
 @pytest.mark.parametrize("digits", ["2", "0", "3", "9", "*", "#"])
-def test_press_2_or_any_key_but_1_never_accepts_and_the_chain_goes_on(help_db, served, aliyun_stub, digits):
-    help_app, base = served
+def test_press_2_or_any_key_but_1_never_accepts_and_the_chain_goes_on(help_db, aliyun_served, aliyun_stub, digits):
+    help_app, base = aliyun_served
     alert_id, phones, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     assert aliyun_stub.report_key(call["call_id"], digits).status_code == 200
@@ -194,13 +183,13 @@ def test_press_2_or_any_key_but_1_never_accepts_and_the_chain_goes_on(help_db, s
         assert first.status == ("passed" if digits == "2" else "completed")
 
 
-def test_a_number_is_not_called_again_through_aliyun_within_a_minute(help_db, served, aliyun_stub):
+def test_a_number_is_not_called_again_through_aliyun_within_a_minute(help_db, aliyun_served, aliyun_stub):
     """Aliyun's flow control refuses a second call to a number within a minute: a one-contact chain that ends busy
     starts its next round no sooner than 60 s after the last call to that number (Twilio's pause is 30 s)."""
     from app.models.base import utcnow
     from app.services.help import escalation
 
-    help_app, base = served
+    help_app, base = aliyun_served
     alert_id, phones, _ = _start(help_app, base, n=1)
     [call] = aliyun_stub.placed_calls()
     with help_app.app_context():
@@ -224,8 +213,8 @@ def test_a_number_is_not_called_again_through_aliyun_within_a_minute(help_db, se
     assert (_alert(help_app, alert_id).round, _alert(help_app, alert_id).step) == (2, 1)
 
 
-def test_a_push_from_outside_the_sources_is_refused_and_a_too_old_report_skipped(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_a_push_from_outside_the_sources_is_refused_and_a_too_old_report_skipped(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, _, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     help_app.config["ALIYUN_CALLBACK_SOURCES"] = "10.0.0.0/8, 192.168.0.0/16"
@@ -237,9 +226,9 @@ def test_a_push_from_outside_the_sources_is_refused_and_a_too_old_report_skipped
 
 
 @pytest.mark.parametrize("status_code", [LISTENED, NOT_ANSWERED, BUSY])
-def test_voicemail_or_no_answer_never_accepts_and_the_next_contact_is_called(help_db, served, aliyun_stub,
+def test_voicemail_or_no_answer_never_accepts_and_the_next_contact_is_called(help_db, aliyun_served, aliyun_stub,
                                                                             status_code):
-    help_app, base = served
+    help_app, base = aliyun_served
     alert_id, phones, _ = _start(help_app, base)
     [call] = aliyun_stub.placed_calls()
     # LISTENED without a key is what a voicemail (or a person who pressed nothing) looks like.
@@ -250,8 +239,8 @@ def test_voicemail_or_no_answer_never_accepts_and_the_next_contact_is_called(hel
     assert ["+86" + c["to"] for c in aliyun_stub.placed_calls()] == phones[:2]
 
 
-def test_a_late_press_1_after_someone_else_won_reads_that_it_is_taken(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_a_late_press_1_after_someone_else_won_reads_that_it_is_taken(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, ids = _start(help_app, base)
     first = aliyun_stub.placed_calls()[0]
     aliyun_stub.report_end(first["call_id"], NOT_ANSWERED)
@@ -264,8 +253,8 @@ def test_a_late_press_1_after_someone_else_won_reads_that_it_is_taken(help_db, s
     assert any("已由联系人2接受" in t for t in aliyun_stub.texts_to(phones[0]))
 
 
-def test_sms_go_by_approved_templates_and_an_sms_reply_accepts(help_db, served, aliyun_stub):
-    help_app, base = served
+def test_sms_go_by_approved_templates_and_an_sms_reply_accepts(help_db, aliyun_served, aliyun_stub):
+    help_app, base = aliyun_served
     alert_id, phones, ids = _start(help_app, base, channels="sms")
     [request_text] = aliyun_stub.texts_to(phones[0])
     assert request_text.startswith("【邻里】紧急求助：") and aliyun_stub.sent_texts()[0]["template"] == "SMS_465000001"
@@ -275,11 +264,11 @@ def test_sms_go_by_approved_templates_and_an_sms_reply_accepts(help_db, served, 
     assert aliyun_stub.texts_to(phones[0])[-1].startswith("【邻里】已确认由您前往")
 
 
-def test_a_residents_own_sms_through_aliyun_is_a_conversation_turn_answered_once_by_aliyun(help_db, served,
+def test_a_residents_own_sms_through_aliyun_is_a_conversation_turn_answered_once_by_aliyun(help_db, aliyun_served,
                                                                                            aliyun_stub):
     """Not an acceptance nor a check-in: a question, or "确认候补" to a waitlist offer texted through Aliyun. It was
     dropped; now a worker takes it through the SMS conversation like a Twilio text, once however often it is pushed."""
-    help_app, _ = served
+    help_app, _ = aliyun_served
     bot = RasaStub()
     bot.reply = lambda sender, text: [{"text": "老年卡请带身份证到社区服务中心办理"}]
     transports.use(help_app, bot=RasaRestClient(bot.url))

@@ -185,6 +185,23 @@ def test_a_live_process_is_not_taken_over_however_old_its_claim(app, web, slow_b
     assert len(slow_bot.turns) == 1 and texts("in") == ["居住证"]
 
 
+def test_a_retry_after_redis_restarted_empty_leaves_the_late_answer_to_the_live_first_delivery(
+        app, web, slow_bot, street):
+    """Found by the cluster harness: the retry found no claim (Redis restarted empty), claimed, found the row and wrote
+    that the turn was over; the first delivery, still waiting for the bot, took that for a take-over and dropped its
+    answer, and the resident heard only the apology 10 minutes later."""
+    first = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "老年卡", 93108), content_type="text/xml")
+    assert first.get_data(as_text=True) == "success"  # past the budget: the answer comes by the outbox
+    with app.app_context():
+        get_redis().delete("linli:inbound:wechat:93108")  # Redis restarted empty
+    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "老年卡", 93108), content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+    wait_until(lambda: db.session.scalars(select(OutboundMessage.body)).all(), what="the late answer queued")
+    db.session.expire_all()
+    assert db.session.scalars(select(OutboundMessage.body)).all() == ["请选择科室"]
+    assert len(slow_bot.turns) == 1 and texts("in") == ["老年卡"]
+
+
 def test_a_retry_after_the_dead_process_queued_its_answer_asks_the_bot_nothing(app, web, rasa, street):
     # The first delivery queued its reply in the outbox, then died before its claim said so.
     web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "社保", 93104), content_type="text/xml")

@@ -49,11 +49,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# The owner of a turn about to queue its late answer: still its turn (or the key is gone: nobody took it over)?
+# The owner of a turn about to queue its late answer: still its turn (or the key is gone, or says STORED: nobody
+# took it over)?
 # Rewriting the claim makes it young again, so it cannot be taken over while the answer is being queued.
 _KEEP = """
 local state = redis.call('get', KEYS[1])
-if state == ARGV[1] then
+if state == ARGV[1] or state == ARGV[3] then
   redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
   return 1
 end
@@ -62,6 +63,9 @@ if state then
 end
 return 1
 """
+# What a delivery writes that found the message stored already and answered nothing (the guard was gone: Redis
+# restarted empty or flushed). Not a take-over: the turn's owner, still waiting for the bot, queues its answer.
+STORED = "stored"
 
 
 class InboundGuard:
@@ -159,6 +163,6 @@ class InboundGuard:
         """Before a late answer is queued: False when another delivery has taken the turn over since (this
         process was taken for dead), so that the turn is answered once; True otherwise."""
         try:
-            return bool(self.redis.eval(_KEEP, 1, self.key, self.mine, DEDUP_TTL))
+            return bool(self.redis.eval(_KEEP, 1, self.key, self.mine, DEDUP_TTL, STORED))
         except RedisError:
             return True  # nobody can take a turn over without Redis either

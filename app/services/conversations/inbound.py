@@ -28,7 +28,7 @@ from app.models.base import utcnow
 from app.services import care, tickets, workorders
 from app.services import help as help_service
 from app.services.conversations import bot_wait, fast_commit, phone_link, senders, wechat_menu
-from app.services.conversations.dedup import DUPLICATE_WAIT, InboundGuard
+from app.services.conversations.dedup import DUPLICATE_WAIT, STORED, InboundGuard
 from app.services.conversations.late_answers import LATE_ANSWER_GRACE, finish_late, mark_answer_queued
 from app.services.conversations.replies import (
     CONVERSATIONS,
@@ -96,7 +96,7 @@ def receive(*, channel: str, external_id: str, address: str, text: str = "", kin
             turn = _taken_over_turn(conn, **message) if taking_over else _store(conn, **message)
         except _Duplicate:  # Redis forgot (restart, flush), or a retry stored it first, but the row remembers
             if not unclaimed:
-                guard.finish_if_mine("done")  # not over a retry's own claim: that one answers
+                guard.finish_if_mine(STORED)  # not over a retry's own claim: that one answers
             return Outcome(duplicate=True)
         except BaseException:
             if taking_over:
