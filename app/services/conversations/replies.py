@@ -73,11 +73,17 @@ def answer_of(answer: Callable[[], list[dict]]) -> tuple[list[dict] | None, str 
 
 def replies_of(turn: Turn, messages: list[dict] | None, failure: str | None) -> tuple[list[str], bool]:
     """The bot's replies, and whether they answer the message (not an apology for the bot's failure)."""
+    replies = [text for text in (_render(m) for m in messages or []) if text]
+    if messages is not None and not replies and turn.text:
+        # Rasa's REST channel answers HTTP 200 with [] when its own turn fails (its lock or tracker store gone,
+        # an action server error); this bot answers every message it understands or not (no story or rule ends a
+        # turn silently: bot/tests), so nothing at all is that failure, not a bot that chose silence.
+        messages, failure = None, "the bot answered nothing (Rasa's REST channel answers [] when its turn fails)"
     if messages is None:
         log.warning("bot failed for message %s: %s", turn.message_id, failure)
         hand_to_staff(turn, reason=failure or "")
         return [APOLOGY], False
-    return [text for text in (_render(m) for m in messages) if text], True
+    return replies, True
 
 
 def _render(message: dict) -> str:
