@@ -50,13 +50,10 @@ def ticket_photo_thumb(ticket_id: int, photo_id: int):
 def workorders_page():
     """The member's departments' work orders, the returned ones waiting for a dispatcher, and for team leads the
     street's breached ones."""
-    # Team leads see every breached work order of the street: they may lead no department, and a breach in a
-    # department without a lead with a phone reaches them by SMS or by this list alone.
-    breached = (workorders.breached_orders(street_id=current_user.street_id) if current_user.role == "admin"
-                else None)
     return render_template("console/workorders.html", orders=workorders.department_queue(staff=current_user),
                            returned=workorders.returned_orders(street_id=current_user.street_id),
-                           breached=breached, labels=workorders.STATE_LABELS)
+                           breached=workorders.breached_orders_for(staff=current_user),
+                           labels=workorders.STATE_LABELS)
 
 
 @bp.get("/departments")

@@ -92,12 +92,13 @@ def looks_old(channel: str, external_id) -> None:
     get_redis().expire(f"linli:inbound:{channel}:{external_id}", DEDUP_TTL - LIVENESS_TTL - 1)
 
 
-def serve_and_kill_mid_turn(app, rasa, post) -> None:
+def serve_and_kill_mid_turn(app, rasa, post, *, wechat_budget: str = "20", waiting=None) -> None:
     """Serve the app under gunicorn (sync workers), `post` a first delivery to it, and kill the process group with
-    SIGKILL while the delivery waits for the bot with its message stored."""
+    SIGKILL while the delivery waits for the bot with its message stored (or once `waiting()` says so)."""
     rasa.delay = 30.0  # an answer that would come long after the kill
-    # Budgets far above the time to the kill: the first delivery is still waiting for the bot within them.
-    env = server_env(app, RASA_URL=rasa.url, WECHAT_REPLY_BUDGET="20", SMS_BOT_WAIT="20", BOT_TIMEOUT="30",
+    # Budgets far above the time to the kill: the first delivery is still waiting for the bot within them (unless
+    # the test wants a WeChat delivery past its budget).
+    env = server_env(app, RASA_URL=rasa.url, WECHAT_REPLY_BUDGET=wechat_budget, SMS_BOT_WAIT="20", BOT_TIMEOUT="30",
                      TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
     proc, port = start_gunicorn("production", env)
     base = f"http://127.0.0.1:{port}"
@@ -105,7 +106,7 @@ def serve_and_kill_mid_turn(app, rasa, post) -> None:
         wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
         first = threading.Thread(target=post, args=(base,), daemon=True)
         first.start()
-        wait_until(lambda: rasa.turns and texts("in"), what="the message stored and the bot asked")
+        wait_until(waiting or (lambda: rasa.turns and texts("in")), what="the message stored and the bot asked")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -265,19 +266,11 @@ def test_a_wechat_turn_whose_node_died_after_answering_success_is_answered_by_a_
         post_quietly(Request(base + "/wechat?" + signed_wechat_query(), data=text_xml(OPENID, "老年卡", 93106).encode(),
                              headers={"Content-Type": "text/xml"}))
 
-    rasa.delay = 30.0
-    env = server_env(app, RASA_URL=rasa.url, WECHAT_REPLY_BUDGET="0.5", SMS_BOT_WAIT="20", BOT_TIMEOUT="30")
-    proc, port = start_gunicorn("production", env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: healthy(base + "/healthz"), timeout=30, what="gunicorn serving the app")
-        first_delivery(base)  # returns "success" after the budget; the process goes on waiting for the bot
+    def marked_late():  # "success" answered after the budget; the process goes on waiting for the bot
         db.session.expire_all()
-        wait_until(lambda: db.session.scalar(select(Message.late_answer_due_at).where(
-            Message.external_id == "93106")) is not None, what="the late-answer mark")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        return db.session.scalar(select(Message.late_answer_due_at).where(Message.external_id == "93106"))
+
+    serve_and_kill_mid_turn(app, rasa, first_delivery, wechat_budget="0.5", waiting=marked_late)
     rasa.delay = 0.0
     dead_claim_lapsed("wechat", "93106")
     assert conversations.take_over_orphaned_turns(now=utcnow() + timedelta(seconds=2 * LIVENESS_TTL)) == 1

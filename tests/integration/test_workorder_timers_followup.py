@@ -504,6 +504,7 @@ def test_team_leads_see_the_streets_breached_and_warned_work_orders(app, w, twil
 
     client, _ = console(app, names["city"])  # 城管: the warned and the calm one
     page = client.get("/console/workorders").get_data(as_text=True)
+    assert 'id="breached-orders"' not in page  # the street's list is the team leads'
     row = page.split("快到期的井盖")[1].split("</tr>")[0]
     assert "超期预警" in row and "已超时" not in row
     assert "超期预警" not in page.split("刚派的树枝")[1].split("</tr>")[0]

@@ -24,7 +24,7 @@ from app.services.workorders.limits import all_limits, limits_for, set_limit
 from app.services.workorders.orders import (
     STATE_LABELS,
     acknowledge,
-    breached_orders,
+    breached_orders_for,
     department_queue,
     dispatch,
     oversee,

@@ -289,11 +289,15 @@ def department_queue(*, staff: Staff, department_id: int | None = None, state: s
     ))
 
 
-def breached_orders(*, street_id: int) -> list[WorkOrder]:
-    """The street's dispatched work orders past a limit, for its team leads, who may belong to no department."""
+def breached_orders_for(*, staff: Staff) -> list[WorkOrder] | None:
+    """The street's dispatched work orders past a limit when `staff` is a team lead (who may lead no department, and
+    to whom a breach in a department without a lead with a phone comes by SMS or by this list alone); None for
+    anyone else."""
+    if staff.role != "admin":
+        return None
     return list(db.session.scalars(
         select(WorkOrder).join(Ticket, Ticket.id == WorkOrder.ticket_id)
-        .where(WorkOrder.street_id == street_id, WorkOrder.state == "dispatched", Ticket.status.in_(OPEN),
+        .where(WorkOrder.street_id == staff.street_id, WorkOrder.state == "dispatched", Ticket.status.in_(OPEN),
                WorkOrder.response_breached.is_(True) | WorkOrder.handling_breached.is_(True))
         .order_by(WorkOrder.handling_due_at, WorkOrder.id)
     ))
