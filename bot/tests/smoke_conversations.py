@@ -38,6 +38,15 @@ CONVERSATIONS = {
         ("1", "保留5分钟"),
         ("是", "预约成功：儿科 3月13日(周四) 08:30 张伟"),
     ],
+    "thinking it over neither books nor cancels": [
+        ("约明天的皮肤科", "1. 08:30 张伟"),
+        ("1", "保留5分钟"),
+        ("这个嘛", "不着急"),
+        ("是", "预约成功：皮肤科 3月13日(周四) 08:30 张伟"),
+        ("取消预约", "确定要取消"),
+        ("让我想想", "预约先给您留着"),
+        ("是", "已取消"),
+    ],
     "a full day offers the waitlist": [
         ("我要挂明天的全科", "要排队等候吗"),
         ("好", "现在排第1位"),
@@ -47,7 +56,7 @@ CONVERSATIONS = {
     ],
     "help at once": [("救命，我摔倒了", "已通知")],
     "complaint goes to a person": [("我要投诉窗口的人", "转人工")],
-    "two unclear messages go to a person": [("那个啥", "没看明白"), ("就是那个事情嘛", "转人工")],
+    "two unclear messages go to a person": [("那个啥", "没看明白"), ("啥玩意儿", "转人工")],
     "out of scope": [("讲个笑话", "我可以")],
 }
 
