@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import parsing
 from .booking import appointment_summary
+from .confirmation import is_unclear_yes
 from .linli_api import ApiError, ApiUnavailable, LinliApi
 
 CANCEL_FAILURES = {
@@ -105,6 +106,9 @@ class ActionCancelAppointment(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         appointment_id: Optional[str] = tracker.get_slot("cancel_appointment_id")
+        if appointment_id and is_unclear_yes(tracker):
+            # Ask again and keep what was picked: the rules after utter_cancel_take_your_time take the next answer.
+            return [FollowupAction("utter_cancel_take_your_time")]
         if not appointment_id:
             dispatcher.utter_message(response="utter_no_appointments")
             return _reset()

@@ -11,6 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import parsing
+from .confirmation import is_unclear_yes
 from .linli_api import ApiError, ApiUnavailable, LinliApi
 
 SESSIONS = ("morning", "afternoon")
@@ -143,6 +144,9 @@ class ValidateBookingForm(FormValidationAction):
         if not value:
             dispatcher.utter_message(response="utter_booking_pick_again")
             return {"confirm_booking": None, "slot_choice": None, **await _release_hold(tracker)}
+        if is_unclear_yes(tracker):  # the form asks its question again; the seat stays held
+            dispatcher.utter_message(response="utter_unclear_yes")
+            return {"confirm_booking": None}
         api, hold_id = LinliApi.from_env(), tracker.get_slot("hold_id")
         try:
             if hold_id:

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from . import parsing
 from .booking import appointment_summary, describe_failure, held_for
+from .confirmation import is_unclear_yes
 from .linli_api import ApiError, ApiUnavailable, LinliApi
 
 IN_LINE = ("waiting", "offered")
@@ -123,6 +124,9 @@ class ActionAcceptOffer(Action):
                 dispatcher.utter_message(response="utter_offer_none")
             return []
         entry = offered[0]
+        if is_unclear_yes(tracker):  # a half yes opening a conversation books nothing; 确认候补 is a clear one
+            dispatcher.utter_message(response="utter_offer_unclear_yes", entry=entry_label(entry))
+            return []
         try:
             appointment = await LinliApi.from_env().accept_offer(sender=tracker.sender_id, entry_id=entry["id"])
         except ApiUnavailable:

@@ -46,10 +46,11 @@ def make_tracker(
     response_selector: Optional[dict] = None,
     active_loop: Optional[str] = None,
     sender: str = SENDER,
+    confidence: float = 0.99,
 ) -> Tracker:
     latest = {
         "text": text,
-        "intent": {"name": intent, "confidence": 0.99},
+        "intent": {"name": intent, "confidence": confidence},
         "entities": entities or [],
         "response_selector": response_selector or {},
     }

@@ -47,6 +47,16 @@ CONVERSATIONS = {
         ("让我想想", "预约先给您留着"),
         ("是", "已取消"),
     ],
+    "a half yes neither books nor cancels": [
+        # 那个那个 reads as affirm below actions/confirmation.CLEAR_YES_CONFIDENCE (asserted by the first reply)
+        ("约明天的骨科", "1. 08:30 张伟"),
+        ("1", "保留5分钟"),
+        ("那个那个", "没听清您是不是确认"),
+        ("对的", "预约成功：骨科 3月13日(周四) 08:30 张伟"),
+        ("取消预约", "确定要取消"),
+        ("那个那个", "预约先给您留着"),
+        ("对的", "已取消"),
+    ],
     "a full day offers the waitlist": [
         ("我要挂明天的全科", "要排队等候吗"),
         ("好", "现在排第1位"),

@@ -17,6 +17,7 @@ from actions.booking import (
 from actions.escalation import ActionHandoff, ActionRequestHelp
 from actions.faq import ActionAnswerFaq
 from actions.linli_api import ApiError, LinliApi
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from tests.conftest import SENDER, make_tracker
@@ -236,6 +237,16 @@ def test_refused_booking_ends_the_form_with_the_reason(fake_app):
     assert "就诊人" in dispatcher.messages[0]["reason"]
 
 
+def test_a_half_yes_at_confirmation_books_nothing_and_asks_again(fake_app):
+    tracker, sid = chosen_tracker(fake_app)
+    tracker.latest_message["intent"]["confidence"] = 0.78  # 那个那个, read as affirm just above the fallback
+    dispatcher = CollectingDispatcher()
+    result = run(ValidateBookingForm().validate_confirm_booking(True, dispatcher, tracker, {}))
+    assert result == {"confirm_booking": None}  # the form asks again; the pick and its hold are kept
+    assert not fake_app.booked and sid not in fake_app.booked
+    assert responses(dispatcher) == ["utter_unclear_yes"]
+
+
 def test_saying_no_at_confirmation_picks_again(fake_app):
     tracker, _ = chosen_tracker(fake_app)
     dispatcher = CollectingDispatcher()
@@ -316,6 +327,17 @@ def test_naming_the_day_narrows_what_to_cancel(fake_app):
                            entities=[{"entity": "date", "value": "后天"}])
     events = as_dict(run(ActionPrepareCancel().run(CollectingDispatcher(), tracker, {})))
     assert events["cancel_appointment_id"] == str(later["id"])
+
+
+def test_a_half_yes_cancels_nothing_and_asks_again(fake_app):
+    appointment = book(fake_app, 0)
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="那个那个", intent="affirm", confidence=0.78,
+                           slots={"cancel_appointment_id": str(appointment["id"])})
+    events = run(ActionCancelAppointment().run(dispatcher, tracker, {}))
+    assert events == [FollowupAction("utter_cancel_take_your_time")]  # the pick is kept for the next 是
+    assert fake_app.appointments[appointment["id"]]["status"] == "booked"
+    assert dispatcher.messages == []
 
 
 def test_cancel_past_the_deadline_is_explained(fake_app):

@@ -314,6 +314,19 @@ def test_accepting_an_offer_books_it(fake_app):
     assert [a["slot_id"] for a in fake_app.appointments.values() if a["sender"] == SENDER] == [slot_id(1, THURSDAY, 2)]
 
 
+def test_a_half_yes_books_no_offered_seat(fake_app):
+    entry = waiting_entry(fake_app)
+    fake_app.offer(entry, slot_id(1, THURSDAY, 2))
+    dispatcher = CollectingDispatcher()
+    # 那个那个 opening a conversation: the rule for a bare yes leads here, read as affirm at 0.78
+    run(ActionAcceptOffer().run(dispatcher, make_tracker(text="那个那个", intent="affirm", confidence=0.78), {}))
+    assert responses(dispatcher) == ["utter_offer_unclear_yes"]
+    assert dispatcher.messages[0]["entry"] == "3月13日(周四)内科"
+    assert fake_app.waitlist[entry]["status"] == "offered"
+    assert not [a for a in fake_app.appointments.values() if a["sender"] == SENDER]
+    assert responses(act(ActionAcceptOffer(), "好的", "affirm")) == ["utter_booking_done"]  # a clear yes books it
+
+
 def test_accepting_after_the_offer_lapsed_is_refused_and_books_nothing(fake_app):
     entry = waiting_entry(fake_app)
     hold = fake_app.offer(entry, slot_id(1, THURSDAY, 2))
