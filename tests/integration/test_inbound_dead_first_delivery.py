@@ -168,6 +168,17 @@ def test_only_one_of_two_retries_takes_over_the_turn_of_a_dead_process(app, web,
     assert all("收到：低保" in body for body in bodies), bodies  # the loser answers with the winner's reply
 
 
+def _retry_leaves_one_late_answer(web, slow_bot, text: str, msg_id: int) -> None:
+    """WeChat's retry of `msg_id` answers "success"; the first delivery's late answer is the only reply, and the bot
+    was asked once."""
+    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, text, msg_id), content_type="text/xml")
+    assert retry.get_data(as_text=True) == "success"
+    wait_until(lambda: db.session.scalars(select(OutboundMessage.body)).all(), what="the late answer queued")
+    db.session.expire_all()
+    assert db.session.scalars(select(OutboundMessage.body)).all() == ["请选择科室"]
+    assert len(slow_bot.turns) == 1 and texts("in") == [text]
+
+
 def test_a_live_process_is_not_taken_over_however_old_its_claim(app, web, slow_bot, street):
     # The first delivery misses its budget and waits for the bot's late answer in this process, which is alive.
     first = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "居住证", 93103), content_type="text/xml")
@@ -178,12 +189,7 @@ def test_a_live_process_is_not_taken_over_however_old_its_claim(app, web, slow_b
         # This process's heartbeat (this test began with Redis flushed) has refreshed its key since.
         wait_until(lambda: get_redis().exists(alive_key(claim[len("running:"):])), what="this process's key")
         looks_old("wechat", 93103)
-    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "居住证", 93103), content_type="text/xml")
-    assert retry.get_data(as_text=True) == "success"
-    wait_until(lambda: db.session.scalars(select(OutboundMessage.body)).all(), what="the late answer queued")
-    db.session.expire_all()
-    assert db.session.scalars(select(OutboundMessage.body)).all() == ["请选择科室"]
-    assert len(slow_bot.turns) == 1 and texts("in") == ["居住证"]
+    _retry_leaves_one_late_answer(web, slow_bot, "居住证", 93103)
 
 
 def test_a_retry_after_redis_restarted_empty_leaves_the_late_answer_to_the_live_first_delivery(
@@ -195,12 +201,7 @@ def test_a_retry_after_redis_restarted_empty_leaves_the_late_answer_to_the_live_
     assert first.get_data(as_text=True) == "success"  # past the budget: the answer comes by the outbox
     with app.app_context():
         get_redis().delete("linli:inbound:wechat:93108")  # Redis restarted empty
-    retry = web.post("/wechat?" + plain_query(), data=text_xml(OPENID, "老年卡", 93108), content_type="text/xml")
-    assert retry.get_data(as_text=True) == "success"
-    wait_until(lambda: db.session.scalars(select(OutboundMessage.body)).all(), what="the late answer queued")
-    db.session.expire_all()
-    assert db.session.scalars(select(OutboundMessage.body)).all() == ["请选择科室"]
-    assert len(slow_bot.turns) == 1 and texts("in") == ["老年卡"]
+    _retry_leaves_one_late_answer(web, slow_bot, "老年卡", 93108)
 
 
 def test_a_retry_after_the_dead_process_queued_its_answer_asks_the_bot_nothing(app, web, rasa, street):
